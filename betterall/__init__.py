@@ -1,0 +1,74 @@
+"""betterall: asyncio dependency graphs that finish on the critical path.
+
+Every task of a graph starts at once; a task that needs a sibling's result
+awaits it through its context (``await self.user``), so dependent work
+starts at the earliest possible moment::
+
+    import betterall as ba
+
+    async def profile(self):
+        user = await self.user
+        return await fetch_profile(user.id)
+
+    result = await ba.all({
+        "user": lambda self: fetch_user(auth),
+        "config": fetch_config,
+        "profile": profile,
+    })
+
+See the documentation in ``docs/`` for the three entry points (``all``,
+``all_settled``, ``flow``), the context and the error rules.
+"""
+
+from __future__ import annotations
+
+import os
+from types import ModuleType
+
+from . import _py
+from ._errors import CycleError, FlowEnd, UnknownTaskError
+from ._trace import TaskTrace, Trace
+from ._types import Settled, Signal, in_task
+from ._version import __version__
+
+__all__ = (
+    "CycleError",
+    "FlowEnd",
+    "Settled",
+    "Signal",
+    "TaskTrace",
+    "Trace",
+    "UnknownTaskError",
+    "__version__",
+    "all",
+    "all_settled",
+    "flow",
+    "in_task",
+)
+
+
+def _engines() -> dict[str, ModuleType]:
+    """The engines importable here, preferred first.
+
+    Every engine module exposes ``all``, ``all_settled`` and ``flow`` with
+    the same behaviour; the test-suite runs against each of them.  Only the
+    pure-Python engine exists so far: the C engine joins this table (ahead of
+    it, with a warning when it fails to import) when it lands.
+    """
+    return {"python": _py}
+
+
+def _select_engine() -> tuple[str, ModuleType]:
+    engines = _engines()
+    if os.environ.get("BETTERALL_NO_EXTENSIONS", "") not in ("", "0"):
+        return "python", engines["python"]
+    name = next(iter(engines))
+    return name, engines[name]
+
+
+#: Which engine this process uses: ``"c"`` or ``"python"``.
+ENGINE, _engine = _select_engine()
+
+all = _engine.all
+all_settled = _engine.all_settled
+flow = _engine.flow

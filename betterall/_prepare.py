@@ -1,0 +1,152 @@
+"""Checking a call's arguments, shared by every engine.
+
+Everything here runs before any task starts, so that bad input is reported
+with an error that names the offending task and no task ever runs half a
+graph.  The result is a list of :class:`Spec`, one per task, in the
+mapping's order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+import inspect
+import math
+import numbers
+import os
+import types
+from typing import Any, NamedTuple
+
+from ._types import InTask
+
+__all__ = ("Spec", "check_debug", "check_timeout", "prepare", "takes_no_arguments")
+
+# Flags of a code object that declares *args or **kwargs.
+_CO_VARIADIC = inspect.CO_VARARGS | inspect.CO_VARKEYWORDS
+
+
+class Spec(NamedTuple):
+    name: str
+    fn: Callable[..., Any]  # the function to call (unwrapped from InTask)
+    wants_context: bool  # called with the context, else with no argument
+    in_task: bool  # run in a real asyncio.Task
+
+
+def _declares_no_parameter(code: types.CodeType, implicit: int) -> bool:
+    return (
+        code.co_argcount == implicit
+        and code.co_kwonlyargcount == 0
+        and not code.co_flags & _CO_VARIADIC
+    )
+
+
+def takes_no_arguments(fn: object) -> bool:
+    """True if ``fn`` is a Python function, lambda or bound method that
+    declares no parameter at all (not even a defaulted or ``*args`` one).
+
+    Such a task is called with no argument; every other callable (classes,
+    builtins, ``functools.partial``, objects with ``__call__``) is called
+    with the task's context.  Only the code object is inspected, so the
+    check costs no more than reading two attributes.
+    """
+    tp = type(fn)
+    if tp is types.FunctionType:
+        return _declares_no_parameter(fn.__code__, 0)  # type: ignore[attr-defined]
+    if tp is types.MethodType:
+        func = fn.__func__  # type: ignore[attr-defined]
+        if type(func) is types.FunctionType:
+            return _declares_no_parameter(func.__code__, 1)
+    return False
+
+
+def _close_coroutines(tasks: Mapping[Any, Any]) -> None:
+    # A coroutine object passed instead of a function will never be awaited;
+    # close it so that Python does not warn "coroutine ... was never awaited"
+    # on top of our TypeError.
+    for value in tasks.values():
+        if inspect.iscoroutine(value):
+            value.close()
+
+
+def _check_entry(name: object, fn: object) -> Spec:
+    if not isinstance(name, str):
+        raise TypeError(
+            f"task names must be str, got {name!r} ({type(name).__name__})"
+        )
+    if not name:
+        raise ValueError("task names must not be empty: got ''")
+    if name.startswith("_"):
+        raise ValueError(
+            f"task name {name!r} starts with '_': names starting with '_' are"
+            " reserved for the context's own members (_name, _signal, _end)"
+        )
+    if inspect.iscoroutine(fn):
+        raise TypeError(
+            f"task {name!r} is a coroutine object, not a function: pass the"
+            f" function itself (e.g. {name!r}: fetch, not {name!r}: fetch()),"
+            " or a lambda that calls it"
+        )
+    if not callable(fn):
+        raise TypeError(
+            f"task {name!r} is not callable: got {type(fn).__name__}; a task"
+            " must be a function (sync or async) called with its context"
+        )
+    if type(fn) is InTask:
+        inner = fn.__wrapped__
+        return Spec(name, inner, not takes_no_arguments(inner), True)
+    return Spec(name, fn, not takes_no_arguments(fn), False)  # type: ignore[arg-type]
+
+
+def prepare(tasks: object) -> list[Spec]:
+    """Check ``tasks`` and return one Spec per task, in the mapping's order."""
+    if not isinstance(tasks, Mapping):
+        if inspect.iscoroutine(tasks):
+            tasks.close()
+        raise TypeError(
+            "tasks must be a mapping of task names to functions (usually a"
+            f" dict), not {type(tasks).__name__}"
+        )
+    try:
+        return [_check_entry(name, fn) for name, fn in tasks.items()]
+    except BaseException:
+        _close_coroutines(tasks)
+        raise
+
+
+def check_timeout(timeout: object) -> float | None:
+    """Return the timeout in seconds (``None`` for no timeout)."""
+    if timeout is None:
+        return None
+    if isinstance(timeout, bool) or not isinstance(timeout, numbers.Real):
+        raise ValueError(
+            "timeout must be None or a number of seconds >= 0, got"
+            f" {timeout!r} ({type(timeout).__name__})"
+        )
+    seconds = float(timeout)
+    if not seconds >= 0:  # also rejects NaN
+        raise ValueError(
+            f"timeout must be None or a number of seconds >= 0, got {timeout!r}"
+        )
+    if math.isinf(seconds):
+        return None
+    return seconds
+
+
+def _env_debug() -> bool:
+    value = os.environ.get("BETTERALL_DEBUG", "")
+    return value.strip().lower() not in ("", "0", "false", "no", "off")
+
+
+def check_debug(debug: object) -> Callable[..., Any] | bool:
+    """Return ``False``, ``True`` (print the chart) or the callable to call
+    with the :class:`Trace`.  ``BETTERALL_DEBUG=1`` turns ``False`` into
+    ``True`` for every call."""
+    if debug is False or debug is None:
+        return _env_debug()
+    if debug is True:
+        return True
+    if callable(debug):
+        return debug
+    raise TypeError(
+        "debug must be a bool or a callable that takes a betterall.Trace,"
+        f" not {type(debug).__name__}"
+    )

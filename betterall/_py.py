@@ -1,0 +1,563 @@
+"""The pure-Python engine: the reference implementation of betterall.
+
+It favours being obviously correct over being fast: each graph task runs in
+its own :class:`asyncio.Task` (named after the task, in its own copy of the
+caller's context), and the C engine is tested against the same suite.  It is
+selected with ``BETTERALL_NO_EXTENSIONS=1`` and is the fallback when the C
+extension cannot be imported.
+
+How a call runs
+---------------
+``_Graph.run`` validates the input, creates one ``asyncio.Task`` per graph
+task (they start on the loop's next iteration, in the mapping's order, and
+each runs until its first suspension before the next one starts), then waits
+until every one of them has finished, whatever happens.  The outcome is
+decided *inside* the tasks, synchronously, by ``_Graph._decide``: the first
+failure (``all``/``flow``), the first ``_end`` (``flow``), the timeout or the
+caller's cancellation aborts the signal and cancels every task still running.
+A task cancelled before its first step never runs its function at all.
+
+Sibling waits
+-------------
+``self.user`` returns a :class:`_Sibling` awaitable.  Awaiting a finished
+sibling returns at once (the ``__await__`` generator never yields).  Awaiting
+a running one first looks for a cycle along the wait-for edges (which task is
+blocked on which), then parks on a private future of the waiter's own, so
+that cancelling the waiter never cancels the sibling.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Generator, Mapping
+import contextvars
+import inspect
+import sys
+import time
+from typing import Any, Final
+
+from ._errors import CycleError, FlowEnd, UnknownTaskError
+from ._prepare import Spec, check_debug, check_timeout, prepare
+from ._trace import TaskStatus, TaskTrace, Trace
+from ._types import Settled, Signal
+
+__all__ = ("all", "all_settled", "flow")
+
+_builtin_all = all
+
+ALL: Final = "all"
+SETTLED: Final = "all_settled"
+FLOW: Final = "flow"
+
+# Node states.
+PENDING: Final = 0  # created, function not called yet
+RUNNING: Final = 1  # function called, not finished
+DONE: Final = 2  # finished: see .status
+
+
+class _Node:
+    """One task of a graph, with its result and the futures waiting on it."""
+
+    __slots__ = (
+        "graph",
+        "spec",
+        "name",
+        "state",
+        "status",
+        "value",
+        "error",
+        "task",
+        "context",
+        "waiters",
+        "blocked_on",
+        "cancelled_by_graph",
+        "timed_out",
+        "ended",
+        "start",
+        "end",
+        "deps",
+        "waits",
+    )
+
+    def __init__(self, graph: _Graph, spec: Spec) -> None:
+        self.graph = graph
+        self.spec = spec
+        self.name = spec.name
+        self.state = PENDING
+        self.status: TaskStatus = "cancelled"
+        self.value: Any = None
+        self.error: BaseException | None = None
+        self.task: asyncio.Task[None] | None = None
+        self.context = _Context(self)
+        # Futures of tasks blocked on this node, woken when it finishes.
+        self.waiters: list[asyncio.Future[None]] = []
+        # Nodes this node is blocked on right now (the wait-for edges).  A
+        # list, not a set: one task may wait on the same sibling twice at
+        # once (``gather(self.a, self.a)``).
+        self.blocked_on: list[_Node] = []
+        self.cancelled_by_graph = False
+        self.timed_out = False
+        self.ended = False
+        self.start = 0.0
+        self.end = 0.0
+        self.deps: list[str] = []
+        self.waits: list[tuple[float, float]] = []
+
+    def outcome(self) -> Any:
+        """The result, or raise the error, of a finished node."""
+        if self.status == "fulfilled":
+            return self.value
+        if self.status == "rejected":
+            assert self.error is not None
+            raise self.error
+        # Cancelled by the graph, or ended the flow: whoever waits on it is
+        # being torn down as well.
+        raise asyncio.CancelledError(f"task {self.name!r} was cancelled")
+
+    def __repr__(self) -> str:
+        return f"<node {self.name!r} state={self.state} status={self.status}>"
+
+
+class _Graph:
+    __slots__ = (
+        "mode",
+        "nodes",
+        "signal",
+        "decided",
+        "error",
+        "end_value",
+        "caller_cancel",
+        "timeout",
+        "tracing",
+        "start",
+        "loop",
+    )
+
+    def __init__(self, mode: str, specs: list[Spec], tracing: bool) -> None:
+        self.mode = mode
+        self.signal = Signal()
+        self.decided = False
+        self.error: BaseException | None = None
+        self.end_value: Any = None
+        self.caller_cancel: asyncio.CancelledError | None = None
+        self.timeout: float | None = None
+        self.tracing = tracing
+        self.start = 0.0
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.nodes: dict[str, _Node] = {}
+        for spec in specs:
+            self.nodes[spec.name] = _Node(self, spec)
+
+    # -- deciding the outcome -------------------------------------------
+
+    def _decide(self, reason: BaseException, *, except_node: _Node | None = None) -> None:
+        """Stop the remaining tasks: abort the signal, then cancel them.
+
+        The signal is aborted first, so that a task sees ``aborted`` when its
+        cancellation arrives.
+        """
+        self.decided = True
+        self.signal._abort(reason)
+        self._cancel_running(except_node)
+
+    def _cancel_running(self, except_node: _Node | None = None) -> None:
+        for node in self.nodes.values():
+            if node.state == DONE or node is except_node:
+                continue
+            node.cancelled_by_graph = True
+            if node.state == PENDING:
+                # Its function never runs: a task cancelled before its first
+                # step never enters its coroutine.  Finish it now so that
+                # anything waiting on it wakes up.
+                self._finish(node, "cancelled")
+            if node.task is not None:
+                node.task.cancel()
+
+    def fail(self, node: _Node, error: BaseException) -> None:
+        self._finish(node, "rejected", error=error)
+        if self.mode != SETTLED and not self.decided:
+            self.error = error
+            self._decide(error)
+
+    def end_flow(self, node: _Node, end: FlowEnd) -> bool:
+        """Record ``_end``; True if this call won (the first one does)."""
+        if self.decided:
+            return False
+        node.ended = True
+        self.end_value = end.value
+        self._decide(end, except_node=node)
+        return True
+
+    def on_timeout(self) -> None:
+        if self.decided and self.mode != SETTLED:
+            return
+        error = TimeoutError(
+            f"{self.mode}() timed out after {self.timeout:g} s"
+        )
+        if self.mode == SETTLED:
+            for node in self.nodes.values():
+                if node.state != DONE:
+                    node.timed_out = True
+            self.decided = True
+            self.signal._abort(error)
+            self._cancel_running()
+        else:
+            self.error = error
+            self._decide(error)
+
+    def on_caller_cancelled(self, exc: asyncio.CancelledError) -> None:
+        if self.caller_cancel is None:
+            self.caller_cancel = exc
+        if not self.decided:
+            self._decide(exc)
+        else:
+            # Cancelled again: pass it on to tasks that are still running
+            # (they may have swallowed the first cancellation).
+            self._cancel_running()
+
+    # -- a task finishing --------------------------------------------------
+
+    def _finish(
+        self,
+        node: _Node,
+        status: TaskStatus,
+        value: Any = None,
+        error: BaseException | None = None,
+    ) -> None:
+        node.state = DONE
+        node.status = status
+        node.value = value
+        node.error = error
+        if self.tracing:
+            node.end = time.monotonic()
+        waiters, node.waiters = node.waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    async def _run(self, node: _Node) -> None:
+        """The body of the asyncio.Task of one graph task."""
+        spec = node.spec
+        node.state = RUNNING
+        if self.tracing:
+            node.start = time.monotonic()
+        try:
+            result = spec.fn(node.context) if spec.wants_context else spec.fn()
+            if inspect.isawaitable(result):
+                result = await result
+        except FlowEnd as end:
+            if self.mode == FLOW:
+                won = node.ended or self.end_flow(node, end)
+                self._finish(node, "ended" if won else "cancelled")
+            else:
+                self.fail(node, end)
+        except asyncio.CancelledError as exc:
+            if node.cancelled_by_graph:
+                self._finish(node, "cancelled")
+            else:
+                # Cancelled by something else than the graph (its own code,
+                # or a cancel() on its task): a failure, as in gather().
+                self.fail(node, exc)
+        except BaseException as exc:
+            if node.cancelled_by_graph:
+                # An error raised while being torn down never replaces the
+                # outcome already decided.
+                self._finish(node, "cancelled")
+            else:
+                self.fail(node, exc)
+            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                raise
+        else:
+            if node.cancelled_by_graph:
+                # It swallowed the graph's cancellation: its result comes
+                # too late to count.
+                self._finish(node, "cancelled")
+            else:
+                self._finish(node, "fulfilled", value=result)
+
+    # -- the call ------------------------------------------------------------
+
+    async def run(self, timeout: float | None) -> None:
+        loop = self.loop = asyncio.get_running_loop()
+        self.timeout = timeout
+        if self.tracing:
+            self.start = time.monotonic()
+        tasks: list[asyncio.Task[None]] = []
+        for node in self.nodes.values():
+            if node.state == DONE:
+                # Decided while an earlier task started eagerly (a loop with
+                # asyncio.eager_task_factory): this one never starts.
+                continue
+            # Each task runs in its own copy of the caller's context (the
+            # default of create_task), named after the graph task.
+            node.task = loop.create_task(self._run(node), name=node.name)
+            tasks.append(node.task)
+        handle = None
+        if timeout is not None:
+            handle = loop.call_later(timeout, self.on_timeout)
+        try:
+            # Wait for every task, whatever happens: a cancelled caller
+            # cancels them and goes on waiting (also when cancelled again).
+            pending = set(tasks)
+            while pending:
+                try:
+                    _, pending = await asyncio.wait(pending)
+                except asyncio.CancelledError as exc:
+                    self.on_caller_cancelled(exc)
+        finally:
+            if handle is not None:
+                handle.cancel()
+        for task in tasks:
+            # Mark every exception retrieved: the runner only lets
+            # KeyboardInterrupt and SystemExit through, already recorded.
+            if not task.cancelled():
+                task.exception()
+
+    def trace(self) -> Trace:
+        end = time.monotonic()
+        tasks = {}
+        for name, node in self.nodes.items():
+            if node.state == PENDING:
+                start = stop = end
+            else:
+                start, stop = node.start, node.end
+            tasks[name] = TaskTrace(
+                name, start, stop, node.status, tuple(node.deps), tuple(node.waits)
+            )
+        return Trace(self.start, end, tasks)
+
+
+class _Context:
+    """``self`` in a task: the lazy proxy to its siblings.
+
+    ``self.user`` / ``self["user"]`` return an awaitable for sibling
+    ``user``; nothing runs and nothing is registered until it is awaited,
+    so an awaitable that is never awaited is harmless.
+    """
+
+    __slots__ = ("_node",)
+
+    def __init__(self, node: _Node) -> None:
+        self._node = node
+
+    def __getattr__(self, name: str) -> _Sibling:
+        if name.startswith("_"):
+            raise AttributeError(
+                f"{type(self).__name__!r} object has no attribute {name!r}"
+            )
+        return self._sibling(name)
+
+    def __getitem__(self, name: str) -> _Sibling:
+        if not isinstance(name, str):
+            raise TypeError(
+                f"task names are str, not {type(name).__name__}"
+            )
+        return self._sibling(name)
+
+    __iter__ = None  # not a sequence, despite __getitem__
+
+    def _sibling(self, name: str) -> _Sibling:
+        nodes = self._node.graph.nodes
+        target = nodes.get(name)
+        if target is None:
+            raise UnknownTaskError.for_name(name, nodes)
+        return _Sibling(self._node, target)
+
+    @property
+    def _name(self) -> str:
+        """This task's name."""
+        return self._node.name
+
+    @property
+    def _signal(self) -> Signal:
+        """The graph's :class:`Signal`."""
+        return self._node.graph.signal
+
+    def _end(self, value: Any = None) -> None:
+        """End the flow with ``value`` (``flow`` only); never returns."""
+        graph = self._node.graph
+        if graph.mode != FLOW:
+            raise RuntimeError(
+                f"self._end() is only available in betterall.flow(), not in"
+                f" betterall.{graph.mode}(): return the value instead"
+            )
+        end = FlowEnd(value)
+        graph.end_flow(self._node, end)
+        raise end
+
+    def __dir__(self) -> list[str]:
+        return ["_end", "_name", "_signal", *self._node.graph.nodes]
+
+    def __repr__(self) -> str:
+        return f"<betterall context of task {self._node.name!r}>"
+
+
+class _Sibling:
+    """The awaitable ``self.<name>``: the result of a sibling task."""
+
+    __slots__ = ("_waiter", "_target")
+
+    def __init__(self, waiter: _Node, target: _Node) -> None:
+        self._waiter = waiter
+        self._target = target
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        target = self._target
+        waiter = self._waiter
+        if waiter.graph.tracing and target.name not in waiter.deps:
+            waiter.deps.append(target.name)
+        if target.state == DONE:
+            return target.outcome()
+        cycle = _find_cycle(waiter, target)
+        if cycle is not None:
+            raise CycleError(cycle)
+        loop = waiter.graph.loop
+        assert loop is not None
+        future: asyncio.Future[None] = loop.create_future()
+        target.waiters.append(future)
+        waiter.blocked_on.append(target)
+        started = time.monotonic() if waiter.graph.tracing else 0.0
+        try:
+            yield from future
+        finally:
+            waiter.blocked_on.remove(target)
+            if not future.done() or future.cancelled():
+                try:
+                    target.waiters.remove(future)
+                except ValueError:
+                    pass
+            if waiter.graph.tracing:
+                waiter.waits.append((started, time.monotonic()))
+        return target.outcome()
+
+    def __repr__(self) -> str:
+        return f"<betterall sibling {self._target.name!r} of {self._waiter.name!r}>"
+
+
+def _find_cycle(waiter: _Node, target: _Node) -> list[str] | None:
+    """The cycle that ``waiter`` waiting on ``target`` would close, if any.
+
+    Follows the wait-for edges from ``target``; a path back to ``waiter``
+    means the wait could never end.
+    """
+    if target is waiter:
+        return [waiter.name, waiter.name]
+    # Depth-first search over blocked_on edges, keeping the path.
+    stack: list[tuple[_Node, int]] = [(target, 0)]
+    path = [target]
+    seen = {id(target)}
+    while stack:
+        node, index = stack[-1]
+        if index < len(node.blocked_on):
+            stack[-1] = (node, index + 1)
+            nxt = node.blocked_on[index]
+            if nxt is waiter:
+                return [waiter.name, *(n.name for n in path), waiter.name]
+            if id(nxt) not in seen:
+                seen.add(id(nxt))
+                stack.append((nxt, 0))
+                path.append(nxt)
+        else:
+            stack.pop()
+            path.pop()
+    return None
+
+
+# -- entry points ----------------------------------------------------------
+
+
+async def _call(
+    mode: str, tasks: Mapping[str, Callable[..., Any]], debug: Any, timeout: Any
+) -> Any:
+    specs = prepare(tasks)
+    seconds = check_timeout(timeout)
+    report = check_debug(debug)
+    graph = _Graph(mode, specs, tracing=bool(report))
+    if specs:
+        await graph.run(seconds)
+    error: BaseException | None
+    if graph.caller_cancel is not None:
+        error = graph.caller_cancel
+    else:
+        error = graph.error
+    if report:
+        _report(graph, report, failing=error is not None)
+    if error is not None:
+        raise error
+    nodes = graph.nodes
+    if mode == ALL:
+        return {name: node.value for name, node in nodes.items()}
+    if mode == SETTLED:
+        return {name: _settled(node) for name, node in nodes.items()}
+    return graph.end_value
+
+
+def _settled(node: _Node) -> Settled[Any]:
+    if node.timed_out:
+        return Settled.rejected(
+            TimeoutError(f"task {node.name!r} was still running at the deadline")
+        )
+    if node.status == "fulfilled":
+        return Settled.fulfilled(node.value)
+    if node.status == "rejected":
+        assert node.error is not None
+        return Settled.rejected(node.error)
+    # Only the caller's cancellation cancels a task of all_settled besides
+    # the timeout, and then the call raises instead of returning.
+    return Settled.rejected(asyncio.CancelledError(f"task {node.name!r} was cancelled"))
+
+
+def _report(graph: _Graph, report: Any, failing: bool) -> None:
+    if not graph.nodes:
+        return
+    trace = graph.trace()
+    if report is True:
+        print(trace.waterfall(), file=sys.stderr)
+        return
+    try:
+        report(trace)
+    except Exception:
+        if not failing:
+            raise
+
+
+async def all(
+    tasks: Mapping[str, Callable[..., Any]],
+    *,
+    debug: bool | Callable[[Trace], object] = False,
+    timeout: float | None = None,
+) -> dict[str, Any]:
+    """Run every task at once; return their results in the mapping's order.
+
+    The first error raised by a task propagates unchanged, after every other
+    task still running has been cancelled and has finished.
+    """
+    return await _call(ALL, tasks, debug, timeout)  # type: ignore[no-any-return]
+
+
+async def all_settled(
+    tasks: Mapping[str, Callable[..., Any]],
+    *,
+    debug: bool | Callable[[Trace], object] = False,
+    timeout: float | None = None,
+) -> dict[str, Settled[Any]]:
+    """Run every task at once; return a :class:`Settled` per task.
+
+    Never raises for a task's error, and does not cancel the siblings of a
+    task that fails.
+    """
+    return await _call(SETTLED, tasks, debug, timeout)  # type: ignore[no-any-return]
+
+
+async def flow(
+    tasks: Mapping[str, Callable[..., Any]],
+    *,
+    debug: bool | Callable[[Trace], object] = False,
+    timeout: float | None = None,
+) -> Any:
+    """Run every task at once until one calls ``self._end(value)``.
+
+    Returns that value (``None`` if no task ended the flow), as soon as the
+    other tasks, cancelled at that moment, have finished.
+    """
+    return await _call(FLOW, tasks, debug, timeout)

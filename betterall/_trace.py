@@ -1,0 +1,99 @@
+"""Traces of a graph run (``debug=``): what ran when, and who waited on whom.
+
+Recording is the engines' job; this module holds the public data types and
+everything that renders them (cold code, plain Python).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Literal
+
+__all__ = ("TaskStatus", "TaskTrace", "Trace")
+
+TaskStatus = Literal["fulfilled", "rejected", "cancelled", "ended"]
+
+
+class TaskTrace:
+    """What one task of a traced graph did.
+
+    Times are seconds on :func:`time.monotonic`'s clock.  ``deps`` are the
+    siblings the task awaited, in first-await order; ``waits`` the
+    ``(start, end)`` periods it spent blocked on a sibling.  A task that
+    never started (the outcome was decided before its turn) has
+    ``start == end`` equal to the graph's end and status ``"cancelled"``.
+    """
+
+    __slots__ = ("name", "start", "end", "status", "deps", "waits")
+
+    def __init__(
+        self,
+        name: str,
+        start: float,
+        end: float,
+        status: TaskStatus,
+        deps: tuple[str, ...] = (),
+        waits: tuple[tuple[float, float], ...] = (),
+    ) -> None:
+        self.name = name
+        self.start = start
+        self.end = end
+        self.status = status
+        self.deps = tuple(deps)
+        self.waits = tuple(waits)
+
+    @property
+    def duration(self) -> float:
+        """``end - start``, in seconds."""
+        return self.end - self.start
+
+    def __repr__(self) -> str:
+        return (
+            f"TaskTrace(name={self.name!r}, status={self.status!r},"
+            f" duration={self.duration * 1000:.1f}ms, deps={self.deps!r})"
+        )
+
+
+class Trace:
+    """The trace of one ``all``/``all_settled``/``flow`` call.
+
+    ``tasks`` maps task names to :class:`TaskTrace`, in the mapping's order.
+    """
+
+    __slots__ = ("start", "end", "tasks")
+
+    def __init__(
+        self, start: float, end: float, tasks: Mapping[str, TaskTrace]
+    ) -> None:
+        self.start = start
+        self.end = end
+        self.tasks = dict(tasks)
+
+    @property
+    def total(self) -> float:
+        """``end - start``, in seconds."""
+        return self.end - self.start
+
+    def __repr__(self) -> str:
+        return f"<Trace of {len(self.tasks)} tasks, {self.total * 1000:.1f}ms>"
+
+    def __str__(self) -> str:
+        return self.waterfall()
+
+    def waterfall(self, width: int = 60) -> str:
+        """The ASCII waterfall chart of the run (better-all's format)."""
+        from ._render import waterfall
+
+        return waterfall(self, width)
+
+    def critical_path(self) -> list[str]:
+        """Task names, first to last, of the chain that set the total time."""
+        from ._render import critical_path
+
+        return critical_path(self)
+
+    def to_chrome_trace(self) -> dict[str, Any]:
+        """A JSON-serialisable dict in the Chrome trace-event format."""
+        from ._render import chrome_trace
+
+        return chrome_trace(self)
