@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import os
 from types import ModuleType
+from typing import TYPE_CHECKING
 
 from . import _py
 from ._errors import CycleError, FlowEnd, UnknownTaskError
@@ -69,6 +70,10 @@ def _select_engine() -> tuple[str, ModuleType]:
 #: Which engine this process uses: ``"c"`` or ``"python"``.
 ENGINE, _engine = _select_engine()
 
-all = _engine.all
-all_settled = _engine.all_settled
-flow = _engine.flow
+if TYPE_CHECKING:
+    # Every engine has these signatures; the type checker reads them here.
+    from ._py import all, all_settled, flow
+else:
+    all = _engine.all
+    all_settled = _engine.all_settled
+    flow = _engine.flow

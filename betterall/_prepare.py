@@ -90,10 +90,10 @@ def _check_entry(name: object, fn: object) -> Spec:
             f"task {name!r} is not callable: got {type(fn).__name__}; a task"
             " must be a function (sync or async) called with its context"
         )
-    if type(fn) is InTask:
+    if isinstance(fn, InTask):
         inner = fn.__wrapped__
         return Spec(name, inner, not takes_no_arguments(inner), True)
-    return Spec(name, fn, not takes_no_arguments(fn), False)  # type: ignore[arg-type]
+    return Spec(name, fn, not takes_no_arguments(fn), False)
 
 
 def prepare(tasks: object) -> list[Spec]:

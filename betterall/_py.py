@@ -29,7 +29,7 @@ that cancelling the waiter never cancels the sibling.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Generator, Mapping
+from collections.abc import Callable, Coroutine, Generator, Mapping
 import contextvars
 import inspect
 import sys
@@ -189,7 +189,9 @@ class _Graph:
         return True
 
     def on_timeout(self) -> None:
-        if self.decided and self.mode != SETTLED:
+        if self.decided or _builtin_all(n.state == DONE for n in self.nodes.values()):
+            # Decided already, or every task finished in time (the caller
+            # just has not woken up yet): the deadline changes nothing.
             return
         error = TimeoutError(
             f"{self.mode}() timed out after {self.timeout:g} s"
@@ -224,12 +226,15 @@ class _Graph:
         value: Any = None,
         error: BaseException | None = None,
     ) -> None:
+        if self.tracing:
+            node.end = time.monotonic()
+            if node.state == PENDING:
+                # Never started: an empty span at the moment it was dropped.
+                node.start = node.end
         node.state = DONE
         node.status = status
         node.value = value
         node.error = error
-        if self.tracing:
-            node.end = time.monotonic()
         waiters, node.waiters = node.waiters, []
         for waiter in waiters:
             if not waiter.done():
@@ -290,7 +295,7 @@ class _Graph:
                 continue
             # Each task runs in its own copy of the caller's context (the
             # default of create_task), named after the graph task.
-            node.task = loop.create_task(self._run(node), name=node.name)
+            node.task = _create_task(loop, self._run(node), node.name)
             tasks.append(node.task)
         handle = None
         if timeout is not None:
@@ -317,14 +322,52 @@ class _Graph:
         end = time.monotonic()
         tasks = {}
         for name, node in self.nodes.items():
-            if node.state == PENDING:
-                start = stop = end
-            else:
-                start, stop = node.start, node.end
             tasks[name] = TaskTrace(
-                name, start, stop, node.status, tuple(node.deps), tuple(node.waits)
+                name,
+                node.start,
+                node.end,
+                node.status,
+                tuple(node.deps),
+                tuple(node.waits),
             )
         return Trace(self.start, end, tasks)
+
+
+if sys.version_info >= (3, 12):
+
+    def _create_task(
+        loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, None], name: str
+    ) -> asyncio.Task[None]:
+        return loop.create_task(coro, name=name)
+
+else:
+
+    class _Task(asyncio.Task):  # type: ignore[type-arg]
+        """asyncio.Task with the ``get_context()`` that 3.12 added."""
+
+        __slots__ = ("_betterall_context",)
+
+        def __init__(
+            self,
+            coro: Coroutine[Any, Any, None],
+            *,
+            loop: asyncio.AbstractEventLoop,
+            name: str,
+            context: contextvars.Context,
+        ) -> None:
+            super().__init__(coro, loop=loop, name=name, context=context)
+            self._betterall_context = context
+
+        def get_context(self) -> contextvars.Context:
+            return self._betterall_context
+
+    def _create_task(
+        loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, None], name: str
+    ) -> asyncio.Task[None]:
+        # Made directly, not through loop.create_task(): 3.11's Task has no
+        # get_context(), which API.md promises (and 3.11 has no eager task
+        # factory that this would bypass).
+        return _Task(coro, loop=loop, name=name, context=contextvars.copy_context())
 
 
 class _Context:
