@@ -1,0 +1,518 @@
+"""Contract: bad input gets a clear error before any task starts; calling convention.
+
+API.md, "Bad input gets a clear error, before any task starts", the rows on
+``timeout``/``debug``, and "A task callable is called with one positional
+argument, its context ... unless it is a Python function, lambda or bound
+method that declares no parameters at all".
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator, Mapping
+import functools
+import gc
+import inspect
+import types
+import warnings
+
+import pytest
+
+MODES = ["all", "all_settled", "flow"]
+
+
+def call(ba, mode):
+    return getattr(ba, mode)
+
+
+async def fetch_user():
+    return "user"
+
+
+def make_coro():
+    """A fresh coroutine object, as a user would get from `fetch_user()`."""
+    return fetch_user()
+
+
+def assert_closed(coro) -> None:
+    assert coro.cr_frame is None
+    assert inspect.getcoroutinestate(coro) == inspect.CORO_CLOSED
+
+
+# -- tasks is not a mapping -------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("tasks", [[("a", lambda: 1)], None, "abc", 42, {"a", "b"}])
+async def test_tasks_not_a_mapping_is_type_error(ba, mode, tasks):
+    """`tasks` that is not a mapping raises TypeError."""
+    with pytest.raises(TypeError):
+        await call(ba, mode)(tasks)
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_list_of_pairs_runs_nothing(ba, mode):
+    """A list of (name, fn) pairs is rejected without calling the functions."""
+    log = []
+    with pytest.raises(TypeError):
+        await call(ba, mode)([("a", lambda: log.append("a"))])
+    await asyncio.sleep(0.01)
+    assert log == []
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_coroutine_passed_as_tasks_is_closed(ba, mode):
+    """A coroutine object passed as `tasks` raises TypeError and is closed."""
+    coro = make_coro()
+    with pytest.raises(TypeError):
+        await call(ba, mode)(coro)
+    assert_closed(coro)
+
+
+# -- bad names ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("name", [42, b"user", ("a", "b"), None])
+async def test_non_str_name_is_type_error_naming_it(ba, mode, name):
+    """A name that is not a str raises TypeError whose message names it."""
+    with pytest.raises(TypeError) as info:
+        await call(ba, mode)({"ok": lambda: 1, name: lambda: 2})
+    assert repr(name) in str(info.value) or str(name) in str(info.value)
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_empty_name_is_value_error(ba, mode):
+    """An empty name raises ValueError that names it (the empty string)."""
+    with pytest.raises(ValueError) as info:
+        await call(ba, mode)({"ok": lambda: 1, "": lambda: 2})
+    msg = str(info.value)
+    assert "''" in msg or '""' in msg or "empty" in msg.lower()
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("name", ["_private", "_", "__dunder__", "_end"])
+async def test_underscore_name_is_value_error_naming_it(ba, mode, name):
+    """A name starting with `_` raises ValueError whose message names it."""
+    with pytest.raises(ValueError) as info:
+        await call(ba, mode)({"ok": lambda: 1, name: lambda: 2})
+    assert name in str(info.value)
+
+
+# -- bad values ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("value", [42, None, "fetch_user", [1, 2]])
+async def test_non_callable_value_is_type_error_naming_task(ba, mode, value):
+    """A value that is not callable raises TypeError naming the task."""
+    with pytest.raises(TypeError) as info:
+        await call(ba, mode)({"ok": lambda: 1, "the_user": value})
+    assert "the_user" in str(info.value)
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_coroutine_object_value_is_type_error_saying_pass_function(ba, mode):
+    """A coroutine object as a value: TypeError naming the task, saying to pass the function."""
+    coro = make_coro()
+    with pytest.raises(TypeError) as info:
+        await call(ba, mode)({"ok": lambda: 1, "the_user": coro})
+    msg = str(info.value)
+    assert "the_user" in msg
+    assert "function" in msg
+    assert "coroutine" in msg
+    assert_closed(coro)
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_coroutine_object_value_gives_no_never_awaited_warning(ba, mode):
+    """The rejected coroutine object is closed: no 'never awaited' RuntimeWarning."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(TypeError):
+            await call(ba, mode)({"the_user": make_coro()})
+        gc.collect()
+    assert [w for w in caught if issubclass(w.category, RuntimeWarning)] == []
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_coroutine_value_closed_when_another_entry_is_the_error(ba, mode):
+    """A coroutine value is closed even when the error reported is about another entry."""
+    coro = make_coro()
+    with pytest.raises((TypeError, ValueError)):
+        await call(ba, mode)({"_bad": lambda: 1, "the_user": coro})
+    assert_closed(coro)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize(
+    "bad_entry",
+    [
+        pytest.param(("zzz", 42), id="non-callable"),
+        pytest.param((7, lambda: 1), id="non-str-name"),
+        pytest.param(("", lambda: 1), id="empty-name"),
+        pytest.param(("_zzz", lambda: 1), id="underscore-name"),
+        pytest.param(("zzz", "coro"), id="coroutine-object"),
+    ],
+)
+async def test_no_task_starts_when_last_entry_is_bad(ba, mode, bad_entry):
+    """When any entry is bad (even the last), no task starts at all."""
+    log = []
+
+    async def started(self):
+        log.append(self._name)
+        await asyncio.sleep(0)
+        log.append("after-suspension")
+
+    name, value = bad_entry
+    if value == "coro":
+        value = make_coro()
+    tasks = {
+        "sync": lambda: log.append("sync"),
+        "async_": started,
+        name: value,
+    }
+    with pytest.raises((TypeError, ValueError)):
+        await call(ba, mode)(tasks)
+    await asyncio.sleep(0.02)
+    assert log == []
+
+
+# -- any Mapping works ----------------------------------------------------------
+
+
+class OrderedMapping(Mapping):
+    """A minimal user-defined Mapping (not a dict)."""
+
+    def __init__(self, items):
+        self._items = list(items)
+
+    def __getitem__(self, key):
+        for k, v in self._items:
+            if k == key:
+                return v
+        raise KeyError(key)
+
+    def __iter__(self) -> Iterator[str]:
+        return (k for k, _ in self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+async def _slow_two():
+    await asyncio.sleep(0.01)
+    return 2
+
+
+async def test_mapping_proxy_works_in_all(ba):
+    """A types.MappingProxyType is accepted; results follow its order."""
+    tasks = types.MappingProxyType({"b": _slow_two, "a": lambda: 1})
+    r = await ba.all(tasks)
+    assert r == {"b": 2, "a": 1}
+    assert list(r) == ["b", "a"]
+
+
+async def test_custom_mapping_works_in_all(ba):
+    """A user-defined collections.abc.Mapping subclass is accepted; its order is kept."""
+
+    async def c(self):
+        return (await self.a) + (await self.b)
+
+    tasks = OrderedMapping([("c", c), ("a", lambda: 1), ("b", _slow_two)])
+    r = await ba.all(tasks)
+    assert r == {"c": 3, "a": 1, "b": 2}
+    assert list(r) == ["c", "a", "b"]
+
+
+async def test_custom_mapping_works_in_all_settled(ba):
+    """all_settled accepts a custom Mapping and keeps its order."""
+    tasks = OrderedMapping([("z", lambda: 1), ("y", _slow_two)])
+    r = await ba.all_settled(tasks)
+    assert list(r) == ["z", "y"]
+    assert r["z"] == ba.Settled.fulfilled(1)
+    assert r["y"] == ba.Settled.fulfilled(2)
+
+
+async def test_custom_mapping_works_in_flow(ba):
+    """flow accepts a MappingProxyType and a custom Mapping."""
+    r1 = await ba.flow(types.MappingProxyType({"a": lambda self: self._end("p")}))
+    r2 = await ba.flow(OrderedMapping([("a", lambda self: self._end("m"))]))
+    assert (r1, r2) == ("p", "m")
+
+
+# -- empty mapping --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "tasks", [{}, types.MappingProxyType({}), OrderedMapping([])], ids=["dict", "proxy", "custom"]
+)
+async def test_empty_mapping_results(ba, tasks):
+    """An empty mapping is not an error: {} for all/all_settled, None for flow."""
+    assert await ba.all(tasks) == {}
+    assert await ba.all_settled(tasks) == {}
+    assert await ba.flow(tasks) is None
+
+
+async def test_empty_mapping_result_types(ba):
+    """The empty results are real dicts."""
+    assert type(await ba.all({})) is dict
+    assert type(await ba.all_settled({})) is dict
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_empty_mapping_debug_prints_nothing(ba, mode, capsys):
+    """debug=True with an empty mapping prints nothing."""
+    await call(ba, mode)({}, debug=True)
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err == ""
+
+
+# -- timeout ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize(
+    "timeout",
+    [-1, -0.001, float("nan"), float("-inf"), "1", True, False, [], b"1"],
+    ids=repr,
+)
+async def test_bad_timeout_is_value_error_before_any_task(ba, mode, timeout):
+    """A timeout that is not None or a real number >= 0 raises ValueError; no task starts."""
+    log = []
+
+    async def t(self):
+        log.append("t")
+
+    with pytest.raises(ValueError):
+        await call(ba, mode)({"s": lambda: log.append("s"), "t": t}, timeout=timeout)
+    await asyncio.sleep(0.01)
+    assert log == []
+
+
+@pytest.mark.parametrize("timeout", [0, 0.5, 1, 0.0, float("inf"), None], ids=repr)
+async def test_good_timeout_accepted_all(ba, timeout):
+    """timeout 0, 0.5, 1 (int), inf and None are accepted by all."""
+    assert await ba.all({"a": lambda: 1, "b": lambda self: 2}, timeout=timeout) == {
+        "a": 1,
+        "b": 2,
+    }
+
+
+@pytest.mark.parametrize("timeout", [0, 0.5, 1], ids=repr)
+async def test_good_timeout_accepted_all_settled_and_flow(ba, timeout):
+    """timeout 0, 0.5, 1 (int) are accepted by all_settled and flow."""
+    r = await ba.all_settled({"a": lambda: 1}, timeout=timeout)
+    assert r == {"a": ba.Settled.fulfilled(1)}
+    assert await ba.flow({"a": lambda self: self._end(3)}, timeout=timeout) == 3
+
+
+# -- debug ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("debug", [3, "yes", 0.5, [print]], ids=repr)
+async def test_bad_debug_is_type_error_before_any_task(ba, mode, debug):
+    """debug that is not a bool, None or a callable raises TypeError; no task starts."""
+    log = []
+    with pytest.raises(TypeError):
+        await call(ba, mode)({"s": lambda: log.append("s")}, debug=debug)
+    await asyncio.sleep(0.01)
+    assert log == []
+
+
+@pytest.mark.parametrize("debug", [False, None])
+async def test_debug_false_or_none_accepted(ba, debug):
+    """debug=False and debug=None are accepted."""
+    assert await ba.all({"a": lambda: 1}, debug=debug) == {"a": 1}
+
+
+# -- calling convention -------------------------------------------------------------
+
+
+async def test_zero_parameter_def_called_with_no_args(ba):
+    """A def with no parameter is called with no argument."""
+
+    def sync():
+        return "s"
+
+    async def coro():
+        return "c"
+
+    assert await ba.all({"s": sync, "c": coro}) == {"s": "s", "c": "c"}
+
+
+async def test_zero_parameter_lambda_called_with_no_args(ba):
+    """A lambda with no parameter is called with no argument."""
+    assert await ba.all({"a": lambda: 1, "b": lambda: _slow_two()}) == {"a": 1, "b": 2}
+
+
+async def test_zero_parameter_bound_method_called_with_no_args(ba):
+    """A bound method declaring only `self` is called with no argument."""
+
+    class Service:
+        def __init__(self):
+            self.n = 5
+
+        def sync(self):
+            return self.n
+
+        async def coro(self):
+            return self.n * 2
+
+    svc = Service()
+    assert await ba.all({"a": svc.sync, "b": svc.coro}) == {"a": 5, "b": 10}
+
+
+def _is_context(obj, name):
+    return obj._name == name
+
+
+async def test_one_parameter_def_gets_context(ba):
+    """A def with one parameter is called with its context."""
+    seen = {}
+
+    def sync(ctx):
+        seen["sync"] = ctx._name
+
+    async def coro(ctx):
+        seen["coro"] = ctx._name
+
+    await ba.all({"sync": sync, "coro": coro})
+    assert seen == {"sync": "sync", "coro": "coro"}
+
+
+async def test_defaulted_parameter_gets_context(ba):
+    """A function whose only parameter has a default is called with the context."""
+
+    def f(x=None):
+        return x
+
+    r = await ba.all({"t": f})
+    assert r["t"] is not None
+    assert _is_context(r["t"], "t")
+
+
+async def test_defaulted_lambda_gets_context(ba):
+    """A lambda with a defaulted parameter is called with the context."""
+    r = await ba.all({"t": lambda x="default": x})
+    assert r["t"] != "default"
+    assert _is_context(r["t"], "t")
+
+
+async def test_star_args_gets_context(ba):
+    """A function with only *args receives the context as its single argument."""
+
+    def f(*args, **kwargs):
+        return args, kwargs
+
+    r = await ba.all({"t": f})
+    args, kwargs = r["t"]
+    assert len(args) == 1
+    assert _is_context(args[0], "t")
+    assert kwargs == {}
+
+
+async def test_star_args_lambda_gets_context(ba):
+    """A lambda with *args receives the context."""
+    r = await ba.all({"t": lambda *a: a})
+    assert len(r["t"]) == 1
+    assert _is_context(r["t"][0], "t")
+
+
+async def test_kwargs_only_function_is_called_with_context(ba):
+    """A function with only **kwargs declares a parameter, so it gets the context (and fails)."""
+
+    def f(**kwargs):
+        return kwargs
+
+    with pytest.raises(TypeError):
+        await ba.all({"t": f})
+
+
+async def test_keyword_only_function_is_called_with_context(ba):
+    """A function with only a keyword-only parameter gets the context positionally (and fails)."""
+
+    def f(*, flag=False):
+        return flag
+
+    with pytest.raises(TypeError):
+        await ba.all({"t": f})
+
+
+async def test_keyword_only_after_positional_gets_context(ba):
+    """A function with a positional and a keyword-only parameter gets the context, keyword default kept."""
+
+    def f(ctx, *, flag="kw"):
+        return ctx._name, flag
+
+    assert await ba.all({"t": f}) == {"t": ("t", "kw")}
+
+
+async def test_bound_method_with_parameter_gets_context(ba):
+    """A bound method declaring a parameter besides `self` gets the context."""
+
+    class Service:
+        async def run(self, ctx):
+            return ctx._name
+
+    assert await ba.all({"t": Service().run}) == {"t": "t"}
+
+
+async def test_partial_gets_context(ba):
+    """A functools.partial is called with the context."""
+
+    def f(prefix, ctx):
+        return prefix + ctx._name
+
+    async def g():
+        return "never"
+
+    r = await ba.all({"t": functools.partial(f, "p-")})
+    assert r == {"t": "p-t"}
+    # Even a partial of a zero-parameter function gets the context (and fails).
+    with pytest.raises(TypeError):
+        await ba.all({"u": functools.partial(g)})
+
+
+async def test_callable_instance_gets_context(ba):
+    """An object with __call__ is called with the context."""
+
+    class Job:
+        def __call__(self, ctx):
+            return ctx._name
+
+    class AsyncJob:
+        async def __call__(self, ctx):
+            await asyncio.sleep(0)
+            return ctx._name + "!"
+
+    assert await ba.all({"j": Job(), "k": AsyncJob()}) == {"j": "j", "k": "k!"}
+
+
+async def test_class_gets_context(ba):
+    """A class used as a task is instantiated with the context."""
+
+    class Result:
+        def __init__(self, ctx):
+            self.name = ctx._name
+
+    r = await ba.all({"t": Result})
+    assert isinstance(r["t"], Result)
+    assert r["t"].name == "t"
+
+
+async def test_builtin_gets_context(ba):
+    """A builtin callable (here a list's bound append) is called with the context."""
+    received = []
+    r = await ba.all({"t": received.append})
+    assert r == {"t": None}
+    assert len(received) == 1
+    assert _is_context(received[0], "t")
+
+
+async def test_builtin_type_gets_context(ba):
+    """The builtin `type` is called with the context, giving the context's type."""
+    r = await ba.all({"t": type, "u": lambda self: type(self)})
+    assert r["t"] is r["u"]
