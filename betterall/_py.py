@@ -509,12 +509,20 @@ def _find_cycle(waiter: _Node, target: _Node) -> list[str] | None:
 # -- entry points ----------------------------------------------------------
 
 
-async def _call(
-    mode: str, tasks: Mapping[str, Callable[..., Any]], debug: Any, timeout: Any
-) -> Any:
+def _start(
+    mode: str, tasks: object, debug: object, timeout: object
+) -> Coroutine[Any, Any, Any]:
+    # Bad input is rejected here, at the call, before any task exists; the
+    # coroutine returned runs the graph when awaited.
     specs = prepare(tasks)
     seconds = check_timeout(timeout)
     report = check_debug(debug)
+    return _call(mode, specs, seconds, report)
+
+
+async def _call(
+    mode: str, specs: list[Spec], seconds: float | None, report: Any
+) -> Any:
     graph = _Graph(mode, specs, tracing=bool(report))
     if specs:
         await graph.run(seconds)
@@ -564,43 +572,44 @@ def _report(graph: _Graph, report: Any, failing: bool) -> None:
             raise
 
 
-async def all(
+def all(
     tasks: Mapping[str, Callable[..., Any]],
     *,
     debug: bool | Callable[[Trace], object] = False,
     timeout: float | None = None,
-) -> dict[str, Any]:
-    """Run every task at once; return their results in the mapping's order.
+) -> Coroutine[Any, Any, dict[str, Any]]:
+    """Run every task at once; await the result to get their results, in the
+    mapping's order.  Bad input raises here, before any task starts.
 
     The first error raised by a task propagates unchanged, after every other
     task still running has been cancelled and has finished.
     """
-    return await _call(ALL, tasks, debug, timeout)  # type: ignore[no-any-return]
+    return _start(ALL, tasks, debug, timeout)
 
 
-async def all_settled(
+def all_settled(
     tasks: Mapping[str, Callable[..., Any]],
     *,
     debug: bool | Callable[[Trace], object] = False,
     timeout: float | None = None,
-) -> dict[str, Settled[Any]]:
+) -> Coroutine[Any, Any, dict[str, Settled[Any]]]:
     """Run every task at once; return a :class:`Settled` per task.
 
     Never raises for a task's error, and does not cancel the siblings of a
     task that fails.
     """
-    return await _call(SETTLED, tasks, debug, timeout)  # type: ignore[no-any-return]
+    return _start(SETTLED, tasks, debug, timeout)
 
 
-async def flow(
+def flow(
     tasks: Mapping[str, Callable[..., Any]],
     *,
     debug: bool | Callable[[Trace], object] = False,
     timeout: float | None = None,
-) -> Any:
+) -> Coroutine[Any, Any, Any]:
     """Run every task at once until one calls ``self._end(value)``.
 
     Returns that value (``None`` if no task ended the flow), as soon as the
     other tasks, cancelled at that moment, have finished.
     """
-    return await _call(FLOW, tasks, debug, timeout)
+    return _start(FLOW, tasks, debug, timeout)

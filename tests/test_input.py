@@ -516,3 +516,27 @@ async def test_builtin_type_gets_context(ba):
     """The builtin `type` is called with the context, giving the context's type."""
     r = await ba.all({"t": type, "u": lambda self: type(self)})
     assert r["t"] is r["u"]
+
+
+@pytest.mark.parametrize("mode", ["all", "all_settled", "flow"])
+def test_bad_input_raises_at_the_call_not_at_the_await(ba, mode):
+    """The error comes from the call itself, so nothing needs awaiting."""
+    with pytest.raises(TypeError, match="'bad'"):
+        getattr(ba, mode)({"bad": 1})
+
+
+@pytest.mark.parametrize("mode", ["all", "all_settled", "flow"])
+def test_the_call_is_a_coroutine_for_asyncio_run_and_create_task(ba, mode):
+    """asyncio.run() and create_task() accept what the call returns."""
+
+    async def main():
+        task = asyncio.create_task(getattr(ba, mode)({"a": lambda: 1}))
+        return await task
+
+    result = asyncio.run(main())
+    assert result in ({"a": 1}, {"a": ba.Settled.fulfilled(1)}, None)
+    assert asyncio.run(getattr(ba, mode)({"a": lambda: 2})) in (
+        {"a": 2},
+        {"a": ba.Settled.fulfilled(2)},
+        None,
+    )
