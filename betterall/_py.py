@@ -39,6 +39,7 @@ from typing import Any, Final
 from ._errors import CycleError, FlowEnd, UnknownTaskError
 from ._prepare import Spec, check_debug, check_timeout, prepare
 from ._trace import TaskStatus, TaskTrace, Trace
+from ._support import create_task, report
 from ._types import Settled, Signal
 
 __all__ = ("all", "all_settled", "flow")
@@ -295,7 +296,7 @@ class _Graph:
                 continue
             # Each task runs in its own copy of the caller's context (the
             # default of create_task), named after the graph task.
-            node.task = _create_task(loop, self._run(node), node.name)
+            node.task = create_task(loop, self._run(node), node.name)
             tasks.append(node.task)
         handle = None
         if timeout is not None:
@@ -331,43 +332,6 @@ class _Graph:
                 tuple(node.waits),
             )
         return Trace(self.start, end, tasks)
-
-
-if sys.version_info >= (3, 12):
-
-    def _create_task(
-        loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, None], name: str
-    ) -> asyncio.Task[None]:
-        return loop.create_task(coro, name=name)
-
-else:
-
-    class _Task(asyncio.Task):  # type: ignore[type-arg]
-        """asyncio.Task with the ``get_context()`` that 3.12 added."""
-
-        __slots__ = ("_betterall_context",)
-
-        def __init__(
-            self,
-            coro: Coroutine[Any, Any, None],
-            *,
-            loop: asyncio.AbstractEventLoop,
-            name: str,
-            context: contextvars.Context,
-        ) -> None:
-            super().__init__(coro, loop=loop, name=name, context=context)
-            self._betterall_context = context
-
-        def get_context(self) -> contextvars.Context:
-            return self._betterall_context
-
-    def _create_task(
-        loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, None], name: str
-    ) -> asyncio.Task[None]:
-        # Made directly, not through loop.create_task(): 3.11's Task has no
-        # get_context(), which API.md promises (and 3.11 has no eager task
-        # factory that this would bypass).
-        return _Task(coro, loop=loop, name=name, context=contextvars.copy_context())
 
 
 class _Context:
@@ -485,6 +449,10 @@ def _find_cycle(waiter: _Node, target: _Node) -> list[str] | None:
     """
     if target is waiter:
         return [waiter.name, waiter.name]
+    if not target.blocked_on or not waiter.waiters:
+        # No path target -> ... -> waiter can exist when the target waits on
+        # nobody or nobody waits on the waiter: O(1) for nearly every wait.
+        return None
     # Depth-first search over blocked_on edges, keeping the path.
     stack: list[tuple[_Node, int]] = [(target, 0)]
     path = [target]
@@ -558,18 +526,9 @@ def _settled(node: _Node) -> Settled[Any]:
     return Settled.rejected(asyncio.CancelledError(f"task {node.name!r} was cancelled"))
 
 
-def _report(graph: _Graph, report: Any, failing: bool) -> None:
-    if not graph.nodes:
-        return
-    trace = graph.trace()
-    if report is True:
-        print(trace.waterfall(), file=sys.stderr)
-        return
-    try:
-        report(trace)
-    except Exception:
-        if not failing:
-            raise
+def _report(graph: _Graph, debug: Any, failing: bool) -> None:
+    if graph.nodes:
+        report(graph.trace(), debug, failing)
 
 
 def all(
