@@ -1,9 +1,45 @@
-"""Build script: setuptools reads the metadata from pyproject.toml.
+"""Build script: setuptools reads the metadata from pyproject.toml; this
+file adds the C engine.
 
-The C engine (``src/``) is added here as an extension module when it lands;
-until then the package is pure Python.
+Environment switches:
+  BETTERALL_NO_EXTENSIONS=1  build without the C engine (pure Python only)
+  BETTERALL_SANITIZE=1       -fsanitize=address,undefined (see scripts/asan.sh)
+  BETTERALL_DEBUG_BUILD=1    -O0 -g3 with assertions on
 """
 
-from setuptools import setup
+import os
 
-setup()
+from setuptools import Extension, setup
+
+
+def flag(name: str) -> bool:
+    return os.environ.get(name, "") not in ("", "0")
+
+
+extra_compile_args = ["-std=c11", "-Wall", "-Wextra", "-Wno-unused-parameter",
+                      "-Wno-missing-field-initializers"]
+extra_link_args = []
+undef_macros = []
+if flag("BETTERALL_SANITIZE"):
+    extra_compile_args += ["-fsanitize=address,undefined", "-fno-omit-frame-pointer",
+                           "-fno-sanitize-recover=undefined", "-O1", "-g"]
+    extra_link_args += ["-fsanitize=address,undefined"]
+if flag("BETTERALL_DEBUG_BUILD"):
+    extra_compile_args += ["-O0", "-g3"]
+    undef_macros += ["NDEBUG"]
+
+ext_modules = []
+if not flag("BETTERALL_NO_EXTENSIONS"):
+    ext_modules.append(
+        Extension(
+            "betterall._cengine",
+            sources=["src/_cengine.c"],
+            depends=[os.path.join("src", f) for f in
+                     ("state.h", "node.h", "sibling.h", "proxy.h", "graph.h")],
+            extra_compile_args=extra_compile_args,
+            extra_link_args=extra_link_args,
+            undef_macros=undef_macros,
+        )
+    )
+
+setup(ext_modules=ext_modules)

@@ -23,6 +23,7 @@ See the documentation in ``docs/`` for the three entry points (``all``,
 from __future__ import annotations
 
 import os
+import warnings
 from types import ModuleType
 from typing import TYPE_CHECKING
 
@@ -49,22 +50,38 @@ __all__ = (
 
 
 def _engines() -> dict[str, ModuleType]:
-    """The engines importable here, preferred first.
+    """The engines importable here, preferred first: ``"c"`` (the native
+    engine, when the extension is built) and ``"python"`` (always).
 
     Every engine module exposes ``all``, ``all_settled`` and ``flow`` with
-    the same behaviour; the test-suite runs against each of them.  Only the
-    pure-Python engine exists so far: the C engine joins this table (ahead of
-    it, with a warning when it fails to import) when it lands.
+    the same behaviour; the test-suite runs against each of them.
     """
-    return {"python": _py}
+    engines: dict[str, ModuleType] = {}
+    try:
+        from . import _cengine
+    except ImportError:
+        pass
+    else:
+        engines["c"] = _cengine
+    engines["python"] = _py
+    return engines
 
 
 def _select_engine() -> tuple[str, ModuleType]:
-    engines = _engines()
     if os.environ.get("BETTERALL_NO_EXTENSIONS", "") not in ("", "0"):
-        return "python", engines["python"]
-    name = next(iter(engines))
-    return name, engines[name]
+        return "python", _py
+    try:
+        from . import _cengine
+    except ImportError as exc:
+        warnings.warn(
+            f"betterall: the C engine could not be imported ({exc}); using the"
+            " slower pure-Python engine. Set BETTERALL_NO_EXTENSIONS=1 to choose"
+            " it explicitly.",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        return "python", _py
+    return "c", _cengine
 
 
 #: Which engine this process uses: ``"c"`` or ``"python"``.

@@ -1,0 +1,985 @@
+/* Graph: one call of all/all_settled/flow, and the awaitable it returns.
+ *
+ * The first send starts every node in mapping order, each until its first
+ * suspension, then drains the ready queue.  If every node has finished by
+ * then, the await returns without the caller suspending.  Otherwise the
+ * caller waits on one asyncio Future, resolved when the last node finishes.
+ *
+ * The outcome is decided once (graph_decide): the first failure (all,
+ * flow), the first _end (flow), the deadline, or the caller's cancellation
+ * aborts the signal and then cancels every node still running; the call
+ * returns only when all of them have finished.
+ *
+ * The ready queue holds nodes to resume, in order; graph_drain() steps them
+ * one at a time in a loop, so a chain of 100k waits never recurses.
+ */
+
+static void
+graph_enqueue(GraphObject *g, NodeObject *node)
+{
+    if (node->queued || node->state == NODE_DONE) {
+        return;
+    }
+    if (g->ready_len == g->ready_cap) {
+        Py_ssize_t cap = g->ready_cap ? 2 * g->ready_cap : 16;
+        NodeObject **q = PyMem_Malloc(cap * sizeof(NodeObject *));
+        if (q == NULL) {
+            /* Out of memory: fall back to the loop for this one. */
+            PyErr_Clear();
+            (void)node_resume_soon(node, NULL);
+            PyErr_Clear();
+            return;
+        }
+        for (Py_ssize_t i = 0; i < g->ready_len; i++) {
+            q[i] = g->ready[(g->ready_head + i) % (g->ready_cap ? g->ready_cap : 1)];
+        }
+        PyMem_Free(g->ready);
+        g->ready = q;
+        g->ready_cap = cap;
+        g->ready_head = 0;
+    }
+    g->ready[(g->ready_head + g->ready_len) % g->ready_cap] = node;
+    g->ready_len++;
+    node->queued = 1;
+}
+
+static int graph_complete(GraphObject *g);
+
+static int
+graph_drain(GraphObject *g)
+{
+    if (g->draining) {
+        return 0; /* the drain already running will get to it */
+    }
+    g->draining = 1;
+    Py_INCREF(g);
+    int rc = 0;
+    while (g->ready_len > 0) {
+        NodeObject *node = g->ready[g->ready_head];
+        g->ready_head = (g->ready_head + 1) % g->ready_cap;
+        g->ready_len--;
+        node->queued = 0;
+        if (node->state == NODE_DONE) {
+            continue;
+        }
+        Py_INCREF(node);
+        rc = node_step(node);
+        Py_DECREF(node);
+        if (rc < 0) {
+            break;
+        }
+    }
+    g->draining = 0;
+    if (rc == 0 && g->remaining == 0) {
+        rc = graph_complete(g);
+    }
+    Py_DECREF(g);
+    return rc;
+}
+
+static PyObject *
+graph_drain_cb(PyObject *self, PyObject *Py_UNUSED(arg))
+{
+    if (graph_drain((GraphObject *)self) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef graph_drain_def = {"_drain", graph_drain_cb, METH_O, NULL};
+
+/* Make sure the ready queue gets drained: now if a drain is running (it
+ * will get there), else from the loop. */
+static int
+graph_schedule_drain(GraphObject *g)
+{
+    if (g->draining || g->ready_len == 0 || g->loop == NULL) {
+        return 0;
+    }
+    if (g->drain_cb == NULL) {
+        g->drain_cb = PyCFunction_New(&graph_drain_def, (PyObject *)g);
+        if (g->drain_cb == NULL) {
+            return -1;
+        }
+    }
+    return call_soon(g, g->drain_cb, Py_None, NULL);
+}
+
+/* Every node has finished: stop the timer, wake the caller. */
+static int
+graph_complete(GraphObject *g)
+{
+    mod_state *st = g->state;
+    if (g->report != NULL && g->t_end == 0.0) {
+        g->t_end = ba_now(st);
+    }
+    if (g->timer != NULL) {
+        PyObject *r = PyObject_CallMethod(g->timer, "cancel", NULL);
+        Py_CLEAR(g->timer);
+        if (r == NULL) {
+            return -1;
+        }
+        Py_DECREF(r);
+    }
+    if (g->done_fut != NULL) {
+        PyObject *r = PyObject_CallMethodNoArgs(g->done_fut, st->s_done);
+        if (r == NULL) {
+            return -1;
+        }
+        int done = PyObject_IsTrue(r);
+        Py_DECREF(r);
+        if (!done) {
+            r = PyObject_CallMethodOneArg(g->done_fut, st->s_set_result, Py_None);
+            if (r == NULL) {
+                return -1;
+            }
+            Py_DECREF(r);
+        }
+    }
+    return 0;
+}
+
+/* -- deciding the outcome --------------------------------------------------- */
+
+static int
+graph_abort_signal(GraphObject *g, PyObject *reason)
+{
+    if (g->abort_reason != NULL) {
+        return 0;
+    }
+    g->abort_reason = Py_NewRef(reason);
+    if (g->signal != NULL) {
+        PyObject *r = PyObject_CallMethodOneArg(g->signal, g->state->s_abort, reason);
+        if (r == NULL) {
+            return -1;
+        }
+        Py_DECREF(r);
+    }
+    return 0;
+}
+
+static PyObject *
+graph_get_signal(GraphObject *g)
+{
+    if (g->signal == NULL) {
+        PyObject *sig = PyObject_CallNoArgs(g->state->Signal);
+        if (sig == NULL) {
+            return NULL;
+        }
+        if (g->abort_reason != NULL) {
+            PyObject *r = PyObject_CallMethodOneArg(sig, g->state->s_abort, g->abort_reason);
+            if (r == NULL) {
+                Py_DECREF(sig);
+                return NULL;
+            }
+            Py_DECREF(r);
+        }
+        g->signal = sig;
+    }
+    return Py_NewRef(g->signal);
+}
+
+/* Cancel every node still running (but `except`); nodes not started yet
+ * are finished as cancelled without ever being called. */
+static int
+graph_cancel_running(GraphObject *g, NodeObject *except)
+{
+    int rc = 0;
+    for (Py_ssize_t i = 0; i < g->n; i++) {
+        NodeObject *node = g->nodes[i];
+        if (node->state == NODE_DONE || node == except) {
+            continue;
+        }
+        node->cancelled_by_graph = 1;
+        Py_INCREF(node);
+        if (node->state == NODE_PENDING) {
+            if (node_finish(node, ST_CANCELLED, NULL, NULL) < 0) {
+                rc = -1;
+            }
+        }
+        else if (node_cancel(node, NULL) < 0) {
+            rc = -1;
+        }
+        Py_DECREF(node);
+    }
+    return rc;
+}
+
+static int
+graph_decide(GraphObject *g, PyObject *reason, NodeObject *except)
+{
+    g->decided = 1;
+    /* The signal first: a task sees `aborted` when its cancellation lands. */
+    if (graph_abort_signal(g, reason) < 0) {
+        return -1;
+    }
+    return graph_cancel_running(g, except);
+}
+
+static int
+graph_fail(GraphObject *g, NodeObject *node, PyObject *err)
+{
+    (void)node;
+    if (g->mode == MODE_SETTLED || g->decided) {
+        return 0;
+    }
+    g->error = Py_NewRef(err);
+    return graph_decide(g, err, NULL);
+}
+
+static int
+graph_end(GraphObject *g, NodeObject *node, PyObject *value, PyObject *reason)
+{
+    if (g->decided) {
+        return 0;
+    }
+    node->ended = 1;
+    Py_XSETREF(g->end_value, Py_NewRef(value));
+    return graph_decide(g, reason, node);
+}
+
+static PyObject *
+graph_on_timeout(PyObject *self, PyObject *Py_UNUSED(ignored))
+{
+    GraphObject *g = (GraphObject *)self;
+    Py_CLEAR(g->timer);
+    if (g->decided || g->remaining == 0) {
+        Py_RETURN_NONE;
+    }
+    char *secs = PyOS_double_to_string(g->timeout, 'g', 6, 0, NULL);
+    if (secs == NULL) {
+        return NULL;
+    }
+    PyObject *msg = PyUnicode_FromFormat("%s() timed out after %s s",
+                                         mode_names[g->mode], secs);
+    PyMem_Free(secs);
+    if (msg == NULL) {
+        return NULL;
+    }
+    PyObject *err = PyObject_CallOneArg(PyExc_TimeoutError, msg);
+    Py_DECREF(msg);
+    if (err == NULL) {
+        return NULL;
+    }
+    int rc;
+    if (g->mode == MODE_SETTLED) {
+        for (Py_ssize_t i = 0; i < g->n; i++) {
+            if (g->nodes[i]->state != NODE_DONE) {
+                g->nodes[i]->timed_out = 1;
+            }
+        }
+        rc = graph_decide(g, err, NULL);
+    }
+    else {
+        g->error = Py_NewRef(err);
+        rc = graph_decide(g, err, NULL);
+    }
+    Py_DECREF(err);
+    if (rc < 0 || graph_drain(g) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef graph_timeout_def = {"_on_timeout", graph_on_timeout, METH_NOARGS, NULL};
+
+/* -- the result ----------------------------------------------------------- */
+
+static PyObject *
+status_name(mod_state *st, int status)
+{
+    switch (status) {
+    case ST_FULFILLED: return st->s_fulfilled;
+    case ST_REJECTED: return st->s_rejected;
+    case ST_ENDED: return st->s_ended;
+    default: return st->s_cancelled;
+    }
+}
+
+static int
+graph_report(GraphObject *g, int failing)
+{
+    mod_state *st = g->state;
+    PyObject *rows = PyList_New(g->n);
+    if (rows == NULL) {
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < g->n; i++) {
+        NodeObject *node = g->nodes[i];
+        PyObject *deps = node->deps ? PyList_AsTuple(node->deps) : PyTuple_New(0);
+        PyObject *waits = node->waits ? PyList_AsTuple(node->waits) : PyTuple_New(0);
+        PyObject *row = (deps && waits)
+            ? Py_BuildValue("(OddOOO)", node->name, node->t_start, node->t_end,
+                            status_name(st, node->status), deps, waits)
+            : NULL;
+        Py_XDECREF(deps);
+        Py_XDECREF(waits);
+        if (row == NULL) {
+            Py_DECREF(rows);
+            return -1;
+        }
+        PyList_SET_ITEM(rows, i, row);
+    }
+    double end = g->t_end != 0.0 ? g->t_end : ba_now(st);
+    PyObject *trace = PyObject_CallFunction(st->trace_from_rows, "ddO", g->t_start, end, rows);
+    Py_DECREF(rows);
+    if (trace == NULL) {
+        return -1;
+    }
+    PyObject *r = PyObject_CallFunction(st->report, "OOO", trace, g->report,
+                                        failing ? Py_True : Py_False);
+    Py_DECREF(trace);
+    if (r == NULL) {
+        return -1;
+    }
+    Py_DECREF(r);
+    return 0;
+}
+
+static PyObject *
+make_settled(mod_state *st, NodeObject *node)
+{
+    PyObject *args[3];
+    PyObject *tmp = NULL;
+    if (node->timed_out) {
+        PyObject *msg = PyUnicode_FromFormat("task %R was still running at the deadline",
+                                             node->name);
+        if (msg == NULL) {
+            return NULL;
+        }
+        tmp = PyObject_CallOneArg(PyExc_TimeoutError, msg);
+        Py_DECREF(msg);
+        if (tmp == NULL) {
+            return NULL;
+        }
+        args[0] = st->s_rejected; args[1] = Py_None; args[2] = tmp;
+    }
+    else if (node->status == ST_FULFILLED) {
+        args[0] = st->s_fulfilled; args[1] = node->result ? node->result : Py_None;
+        args[2] = Py_None;
+    }
+    else if (node->status == ST_REJECTED) {
+        args[0] = st->s_rejected; args[1] = Py_None; args[2] = node->error;
+    }
+    else {
+        tmp = PyObject_CallNoArgs(st->CancelledError);
+        if (tmp == NULL) {
+            return NULL;
+        }
+        args[0] = st->s_rejected; args[1] = Py_None; args[2] = tmp;
+    }
+    PyObject *r = PyObject_Vectorcall(st->Settled, args, 3, NULL);
+    Py_XDECREF(tmp);
+    return r;
+}
+
+/* All nodes are done: the call's value (new reference), or NULL with its
+ * error raised. */
+static PyObject *
+graph_result(GraphObject *g)
+{
+    mod_state *st = g->state;
+    g->finished = 1;
+    PyObject *error = g->caller_exc ? g->caller_exc : g->error;
+    if (g->report != NULL && g->n > 0) {
+        if (graph_report(g, error != NULL) < 0) {
+            if (error == NULL) {
+                return NULL;
+            }
+            PyErr_Clear();
+        }
+    }
+    if (error != NULL) {
+        ba_raise(error);
+        return NULL;
+    }
+    if (g->mode == MODE_FLOW) {
+        return Py_NewRef(g->end_value ? g->end_value : Py_None);
+    }
+    PyObject *out = PyDict_New();
+    if (out == NULL) {
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < g->n; i++) {
+        NodeObject *node = g->nodes[i];
+        PyObject *v;
+        if (g->mode == MODE_ALL) {
+            v = Py_NewRef(node->result ? node->result : Py_None);
+        }
+        else if ((v = make_settled(st, node)) == NULL) {
+            Py_DECREF(out);
+            return NULL;
+        }
+        int r = PyDict_SetItem(out, node->name, v);
+        Py_DECREF(v);
+        if (r < 0) {
+            Py_DECREF(out);
+            return NULL;
+        }
+    }
+    return out;
+}
+
+/* -- the awaitable protocol ------------------------------------------------- */
+
+static int
+graph_start(GraphObject *g)
+{
+    mod_state *st = g->state;
+    g->started = 1;
+    g->loop = PyObject_CallNoArgs(st->get_running_loop);
+    if (g->loop == NULL) {
+        return -1;
+    }
+    if (g->report != NULL) {
+        g->t_start = ba_now(st);
+    }
+    if (g->has_timeout) {
+        PyObject *cb = PyCFunction_New(&graph_timeout_def, (PyObject *)g);
+        if (cb == NULL) {
+            return -1;
+        }
+        PyObject *delay = PyFloat_FromDouble(g->timeout);
+        if (delay == NULL) {
+            Py_DECREF(cb);
+            return -1;
+        }
+        PyObject *args[3] = {g->loop, delay, cb};
+        g->timer = PyObject_VectorcallMethod(st->s_call_later, args, 3, NULL);
+        Py_DECREF(delay);
+        Py_DECREF(cb);
+        if (g->timer == NULL) {
+            return -1;
+        }
+    }
+    /* Start every node in order; wake-ups wait in the ready queue until all
+     * have started, as JavaScript's microtasks wait for the synchronous
+     * part.  A decision taken meanwhile finishes the nodes not started. */
+    g->draining = 1;
+    for (Py_ssize_t i = 0; i < g->n; i++) {
+        NodeObject *node = g->nodes[i];
+        if (node->state != NODE_PENDING) {
+            continue;
+        }
+        if (node_step(node) < 0) {
+            g->draining = 0;
+            return -1;
+        }
+    }
+    g->draining = 0;
+    return graph_drain(g);
+}
+
+static PySendResult
+graph_wait(GraphObject *g, PyObject **result)
+{
+    mod_state *st = g->state;
+    if (g->done_fut != NULL) {
+        PyObject *r = PyObject_CallMethodNoArgs(g->done_fut, st->s_done);
+        if (r == NULL) {
+            *result = NULL;
+            return PYGEN_ERROR;
+        }
+        int done = PyObject_IsTrue(r);
+        Py_DECREF(r);
+        if (done) {
+            Py_CLEAR(g->done_fut);
+        }
+    }
+    if (g->done_fut == NULL) {
+        g->done_fut = PyObject_CallMethodNoArgs(g->loop, st->s_create_future);
+        if (g->done_fut == NULL) {
+            *result = NULL;
+            return PYGEN_ERROR;
+        }
+    }
+    if (PyObject_SetAttr(g->done_fut, st->s_blocking, Py_True) < 0) {
+        *result = NULL;
+        return PYGEN_ERROR;
+    }
+    *result = Py_NewRef(g->done_fut);
+    return PYGEN_NEXT;
+}
+
+static PySendResult
+graph_am_send(PyObject *self, PyObject *arg, PyObject **result)
+{
+    GraphObject *g = (GraphObject *)self;
+    (void)arg;
+    if (g->finished) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "cannot reuse an already awaited betterall call");
+        *result = NULL;
+        return PYGEN_ERROR;
+    }
+    if (!g->started) {
+        if (g->n == 0) {
+            g->started = 1;
+        }
+        else if (graph_start(g) < 0) {
+            g->finished = 1;
+            *result = NULL;
+            return PYGEN_ERROR;
+        }
+    }
+    if (g->remaining > 0) {
+        return graph_wait(g, result);
+    }
+    *result = graph_result(g);
+    return *result ? PYGEN_RETURN : PYGEN_ERROR;
+}
+
+static PyObject *
+graph_iternext(PyObject *self)
+{
+    PyObject *result;
+    PySendResult r = graph_am_send(self, Py_None, &result);
+    if (r == PYGEN_RETURN) {
+        if (result != Py_None) {
+            set_stop_iteration(result);
+        }
+        Py_DECREF(result);
+        return NULL;
+    }
+    return result;
+}
+
+static PyObject *
+graph_send(PyObject *self, PyObject *arg)
+{
+    PyObject *result;
+    PySendResult r = graph_am_send(self, arg, &result);
+    if (r == PYGEN_RETURN) {
+        set_stop_iteration(result);
+        Py_DECREF(result);
+        return NULL;
+    }
+    return result;
+}
+
+/* An exception thrown into the awaiting caller (its cancellation): cancel
+ * every node, wait for them all, then raise it. */
+static PyObject *
+graph_throw(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    GraphObject *g = (GraphObject *)self;
+    if (nargs < 1 || nargs > 3) {
+        PyErr_SetString(PyExc_TypeError, "throw() takes 1 to 3 arguments");
+        return NULL;
+    }
+    PyObject *exc;
+    if (PyExceptionInstance_Check(args[0])) {
+        exc = Py_NewRef(args[0]);
+    }
+    else if (PyExceptionClass_Check(args[0])) {
+        exc = (nargs > 1 && args[1] != Py_None)
+            ? (PyExceptionInstance_Check(args[1]) ? Py_NewRef(args[1])
+                                                  : PyObject_CallOneArg(args[0], args[1]))
+            : PyObject_CallNoArgs(args[0]);
+        if (exc == NULL) {
+            return NULL;
+        }
+    }
+    else {
+        PyErr_SetString(PyExc_TypeError,
+                        "exceptions must be classes or instances deriving from BaseException");
+        return NULL;
+    }
+    if (!g->started || g->finished || g->remaining == 0) {
+        if (!g->started) {
+            g->started = 1;
+            /* Nothing ran: the nodes never start. */
+            for (Py_ssize_t i = 0; i < g->n; i++) {
+                g->nodes[i]->state = NODE_DONE;
+                g->nodes[i]->status = ST_CANCELLED;
+            }
+            g->remaining = 0;
+        }
+        g->finished = 1;
+        ba_raise(exc);
+        Py_DECREF(exc);
+        return NULL;
+    }
+    if (g->caller_exc == NULL) {
+        g->caller_exc = Py_NewRef(exc);
+    }
+    int rc;
+    if (!g->decided) {
+        rc = graph_decide(g, exc, NULL);
+    }
+    else {
+        /* Cancelled again: pass it on to tasks still running (they may
+         * have swallowed the first cancellation). */
+        rc = graph_cancel_running(g, NULL);
+    }
+    Py_DECREF(exc);
+    if (rc < 0 || graph_drain(g) < 0) {
+        return NULL;
+    }
+    PyObject *result;
+    PySendResult r;
+    if (g->remaining > 0) {
+        r = graph_wait(g, &result);
+    }
+    else {
+        result = graph_result(g);
+        r = result ? PYGEN_RETURN : PYGEN_ERROR;
+    }
+    if (r == PYGEN_RETURN) {
+        set_stop_iteration(result);
+        Py_DECREF(result);
+        return NULL;
+    }
+    return result;
+}
+
+static PyObject *
+graph_close(PyObject *self, PyObject *Py_UNUSED(ignored))
+{
+    GraphObject *g = (GraphObject *)self;
+    if (g->started && !g->finished && g->remaining > 0) {
+        /* The awaiting coroutine is being closed: nobody will wait for the
+         * nodes, so stop them as far as possible. */
+        PyObject *exc = PyObject_CallNoArgs(g->state->CancelledError);
+        if (exc == NULL) {
+            return NULL;
+        }
+        if (g->caller_exc == NULL) {
+            g->caller_exc = Py_NewRef(exc);
+        }
+        int rc = g->decided ? graph_cancel_running(g, NULL) : graph_decide(g, exc, NULL);
+        Py_DECREF(exc);
+        if (rc < 0 || graph_schedule_drain(g) < 0) {
+            return NULL;
+        }
+    }
+    g->started = 1;
+    g->finished = 1;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+graph_await(PyObject *self)
+{
+    return Py_NewRef(self);
+}
+
+static PyObject *
+graph_repr(PyObject *self)
+{
+    GraphObject *g = (GraphObject *)self;
+    return PyUnicode_FromFormat("<betterall.%s() of %zd tasks>", mode_names[g->mode], g->n);
+}
+
+static int
+graph_traverse(GraphObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(Py_TYPE(self));
+    for (Py_ssize_t i = 0; i < self->n; i++) {
+        Py_VISIT(self->nodes[i]);
+    }
+    Py_VISIT(self->names);
+    Py_VISIT(self->loop);
+    Py_VISIT(self->signal);
+    Py_VISIT(self->abort_reason);
+    Py_VISIT(self->error);
+    Py_VISIT(self->end_value);
+    Py_VISIT(self->caller_exc);
+    Py_VISIT(self->done_fut);
+    Py_VISIT(self->timer);
+    Py_VISIT(self->report);
+    Py_VISIT(self->cb_context);
+    Py_VISIT(self->drain_cb);
+    return 0;
+}
+
+static int
+graph_clear(GraphObject *self)
+{
+    self->ready_len = 0;
+    if (self->nodes != NULL) {
+        Py_ssize_t n = self->n;
+        NodeObject **nodes = self->nodes;
+        self->nodes = NULL;
+        self->n = 0;
+        for (Py_ssize_t i = 0; i < n; i++) {
+            Py_XDECREF(nodes[i]);
+        }
+        PyMem_Free(nodes);
+    }
+    Py_CLEAR(self->names);
+    Py_CLEAR(self->loop);
+    Py_CLEAR(self->signal);
+    Py_CLEAR(self->abort_reason);
+    Py_CLEAR(self->error);
+    Py_CLEAR(self->end_value);
+    Py_CLEAR(self->caller_exc);
+    Py_CLEAR(self->done_fut);
+    Py_CLEAR(self->timer);
+    Py_CLEAR(self->report);
+    Py_CLEAR(self->cb_context);
+    Py_CLEAR(self->drain_cb);
+    return 0;
+}
+
+static void
+graph_dealloc(GraphObject *self)
+{
+    PyTypeObject *tp = Py_TYPE(self);
+    PyObject_GC_UnTrack(self);
+    if (self->weakreflist != NULL) {
+        PyObject_ClearWeakRefs((PyObject *)self);
+    }
+    (void)graph_clear(self);
+    PyMem_Free(self->ready);
+    self->ready = NULL;
+    tp->tp_free((PyObject *)self);
+    Py_DECREF(tp);
+}
+
+static PyMethodDef graph_methods[] = {
+    {"send", (PyCFunction)graph_send, METH_O, NULL},
+    {"throw", (PyCFunction)(void (*)(void))graph_throw, METH_FASTCALL, NULL},
+    {"close", (PyCFunction)graph_close, METH_NOARGS, NULL},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyMemberDef graph_members[] = {
+    {"__weaklistoffset__", Py_T_PYSSIZET, offsetof(GraphObject, weakreflist), Py_READONLY},
+    {NULL},
+};
+
+static PyType_Slot graph_slots[] = {
+    {Py_tp_doc, "A running betterall call: await it for the result."},
+    {Py_tp_dealloc, graph_dealloc},
+    {Py_tp_traverse, graph_traverse},
+    {Py_tp_clear, graph_clear},
+    {Py_tp_methods, graph_methods},
+    {Py_tp_members, graph_members},
+    {Py_tp_repr, graph_repr},
+    {Py_tp_iter, graph_await},
+    {Py_tp_iternext, graph_iternext},
+    {Py_am_await, graph_await},
+    {Py_am_send, graph_am_send},
+    {0, NULL},
+};
+
+static PyType_Spec graph_spec = {
+    .name = "betterall._cengine.Graph",
+    .basicsize = sizeof(GraphObject),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_IMMUTABLETYPE |
+             Py_TPFLAGS_DISALLOW_INSTANTIATION,
+    .slots = graph_slots,
+};
+
+/* -- building a graph from the call's arguments ---------------------------- */
+
+static int
+declares_no_parameter(PyObject *code, int implicit)
+{
+    PyCodeObject *co = (PyCodeObject *)code;
+    return co->co_argcount == implicit && co->co_kwonlyargcount == 0 &&
+           !(co->co_flags & (CO_VARARGS | CO_VARKEYWORDS));
+}
+
+/* The calling convention: a Python function, lambda or bound method that
+ * declares no parameter at all is called with none. */
+static int
+takes_no_arguments(PyObject *fn)
+{
+    if (PyFunction_Check(fn)) {
+        return declares_no_parameter(PyFunction_GET_CODE(fn), 0);
+    }
+    if (PyMethod_Check(fn)) {
+        PyObject *func = PyMethod_GET_FUNCTION(fn);
+        if (PyFunction_Check(func)) {
+            return declares_no_parameter(PyFunction_GET_CODE(func), 1);
+        }
+    }
+    return 0;
+}
+
+static int
+graph_add_node(GraphObject *g, PyObject *name, PyObject *fn, int wants_ctx, int in_task)
+{
+    mod_state *st = g->state;
+    NodeObject *node = PyObject_GC_New(NodeObject, st->NodeType);
+    if (node == NULL) {
+        return -1;
+    }
+    memset((char *)node + sizeof(PyObject), 0, sizeof(NodeObject) - sizeof(PyObject));
+    node->graph = (GraphObject *)Py_NewRef(g);
+    node->name = Py_NewRef(name);
+    node->fn = Py_NewRef(fn);
+    node->wants_ctx = wants_ctx;
+    node->in_task = in_task;
+    node->context = PyContext_CopyCurrent();
+    PyObject_GC_Track(node);
+    g->nodes[g->n++] = node; /* owned by the graph from here on */
+    g->remaining++;
+    if (node->context == NULL) {
+        return -1;
+    }
+    return PyDict_SetItem(g->names, name, (PyObject *)node);
+}
+
+/* Fast check of an exact dict; 1 if every entry is plainly valid, 0 if
+ * something needs the slow path (which raises the exact error). */
+static int
+dict_is_plain(mod_state *st, PyObject *tasks)
+{
+    Py_ssize_t pos = 0;
+    PyObject *name, *fn;
+    while (PyDict_Next(tasks, &pos, &name, &fn)) {
+        if (!PyUnicode_CheckExact(name) || PyUnicode_GET_LENGTH(name) == 0 ||
+            PyUnicode_READ_CHAR(name, 0) == '_' || PyCoro_CheckExact(fn) ||
+            !PyCallable_Check(fn) || Py_IS_TYPE(fn, (PyTypeObject *)st->InTask)) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static PyObject *
+graph_new(mod_state *st, int mode, PyObject *tasks, PyObject *debug, PyObject *timeout)
+{
+    PyObject *specs = NULL;
+    Py_ssize_t n;
+    if (PyDict_CheckExact(tasks) && dict_is_plain(st, tasks)) {
+        n = PyDict_GET_SIZE(tasks);
+    }
+    else {
+        /* Anything unusual: the shared Python checks raise the exact error
+         * (closing coroutine objects), or return the specs. */
+        specs = PyObject_CallOneArg(st->prepare, tasks);
+        if (specs == NULL) {
+            return NULL;
+        }
+        n = PyList_GET_SIZE(specs);
+    }
+
+    double seconds = 0.0;
+    int has_timeout = 0;
+    if (timeout != NULL && timeout != Py_None) {
+        PyObject *t = PyObject_CallOneArg(st->check_timeout, timeout);
+        if (t == NULL) {
+            Py_XDECREF(specs);
+            return NULL;
+        }
+        if (t != Py_None) {
+            seconds = PyFloat_AsDouble(t);
+            has_timeout = 1;
+        }
+        Py_DECREF(t);
+    }
+    PyObject *report = NULL;
+    if (debug == NULL || debug == Py_False || debug == Py_None) {
+        const char *env = getenv("BETTERALL_DEBUG");
+        if (env != NULL && env[0] != '\0') {
+            report = PyObject_CallOneArg(st->check_debug, Py_False);
+        }
+    }
+    else {
+        report = PyObject_CallOneArg(st->check_debug, debug);
+    }
+    if (report == NULL && PyErr_Occurred()) {
+        Py_XDECREF(specs);
+        return NULL;
+    }
+    if (report == Py_False) {
+        Py_CLEAR(report);
+    }
+
+    GraphObject *g = PyObject_GC_New(GraphObject, st->GraphType);
+    if (g == NULL) {
+        Py_XDECREF(specs);
+        Py_XDECREF(report);
+        return NULL;
+    }
+    memset((char *)g + sizeof(PyObject), 0, sizeof(GraphObject) - sizeof(PyObject));
+    g->state = st;
+    g->mode = mode;
+    g->report = report;
+    g->has_timeout = has_timeout;
+    g->timeout = seconds;
+    g->names = PyDict_New();
+    g->nodes = PyMem_Malloc((n ? n : 1) * sizeof(NodeObject *));
+    PyObject_GC_Track(g);
+    if (g->names == NULL || g->nodes == NULL) {
+        if (g->nodes == NULL) {
+            PyErr_NoMemory();
+        }
+        goto error;
+    }
+    if (specs == NULL) {
+        Py_ssize_t pos = 0;
+        PyObject *name, *fn;
+        while (PyDict_Next(tasks, &pos, &name, &fn)) {
+            /* The check above ran no Python code, but calling nothing here
+             * either keeps the dict unchanged while we iterate. */
+            if (graph_add_node(g, name, fn, !takes_no_arguments(fn), 0) < 0) {
+                goto error;
+            }
+        }
+    }
+    else {
+        for (Py_ssize_t i = 0; i < n; i++) {
+            PyObject *spec = PyList_GET_ITEM(specs, i);
+            int wants = PyObject_IsTrue(PyTuple_GET_ITEM(spec, 2));
+            int in_task = PyObject_IsTrue(PyTuple_GET_ITEM(spec, 3));
+            if (wants < 0 || in_task < 0 ||
+                graph_add_node(g, PyTuple_GET_ITEM(spec, 0), PyTuple_GET_ITEM(spec, 1),
+                               wants, in_task) < 0) {
+                goto error;
+            }
+        }
+    }
+    Py_XDECREF(specs);
+    return (PyObject *)g;
+
+error:
+    Py_XDECREF(specs);
+    Py_DECREF(g);
+    return NULL;
+}
+
+/* all/all_settled/flow(tasks, *, debug=False, timeout=None) */
+static PyObject *
+graph_entry(PyObject *module, int mode, PyObject *const *args, Py_ssize_t nargs,
+            PyObject *kwnames)
+{
+    mod_state *st = PyModule_GetState(module);
+    PyObject *tasks = nargs > 0 ? args[0] : NULL;
+    PyObject *debug = NULL, *timeout = NULL;
+    if (nargs > 1) {
+        PyErr_Format(PyExc_TypeError, "%s() takes 1 positional argument but %zd were given",
+                     mode_names[mode], nargs);
+        return NULL;
+    }
+    if (kwnames != NULL) {
+        for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(kwnames); i++) {
+            PyObject *kw = PyTuple_GET_ITEM(kwnames, i);
+            PyObject *value = args[nargs + i];
+            if (PyUnicode_CompareWithASCIIString(kw, "debug") == 0) {
+                debug = value;
+            }
+            else if (PyUnicode_CompareWithASCIIString(kw, "timeout") == 0) {
+                timeout = value;
+            }
+            else if (PyUnicode_CompareWithASCIIString(kw, "tasks") == 0 && tasks == NULL) {
+                tasks = value;
+            }
+            else {
+                PyErr_Format(PyExc_TypeError, "%s() got an unexpected keyword argument %R",
+                             mode_names[mode], kw);
+                return NULL;
+            }
+        }
+    }
+    if (tasks == NULL) {
+        PyErr_Format(PyExc_TypeError, "%s() missing required argument: 'tasks'",
+                     mode_names[mode]);
+        return NULL;
+    }
+    return graph_new(st, mode, tasks, debug, timeout);
+}

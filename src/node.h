@@ -1,0 +1,1001 @@
+/* Node: one graph task, a lightweight task that the engine steps itself.
+ *
+ * A node calls its task function and then drives the coroutine it returned
+ * with send/throw, in its own copy of the caller's context and with itself
+ * swapped in as asyncio's current task.  What the coroutine yields decides
+ * how the node waits:
+ *
+ *   - a Sibling of its own (`await self.user` on a running sibling): the node
+ *     is parked on that sibling and resumed from the graph's ready queue when
+ *     the sibling finishes; the event loop is not involved;
+ *   - an asyncio future (anything with `_asyncio_future_blocking` set):
+ *     `add_done_callback(node._wakeup)`, as asyncio.Task does;
+ *   - None (a bare yield, `asyncio.sleep(0)`): `loop.call_soon(node._wakeup)`.
+ *
+ * While it runs, asyncio code sees the node as the current task, so it has
+ * the Task interface (cancel, uncancel, cancelling, done, ...).  Cancellation
+ * follows Task's rules: cancel the future it waits on, else throw
+ * CancelledError in at its next step.
+ *
+ * A node is never stepped re-entrantly: every resume goes through the ready
+ * queue, which only graph_drain() empties, one node at a time.
+ */
+
+/* -- current task swaps ----------------------------------------------------- */
+
+/* Make `task` asyncio's current task of `loop`; return the previous one
+ * (a new reference, Py_None for none) or NULL on error. */
+static PyObject *
+swap_current(mod_state *st, PyObject *loop, PyObject *task)
+{
+#if BA_HAVE_SWAP_CURRENT_TASK
+    PyObject *args[2] = {loop, task};
+    return PyObject_Vectorcall(st->swap_current_task, args, 2, NULL);
+#else
+    /* 3.11 refuses to enter a task while another one is current: leave the
+     * current one first. */
+    PyObject *prev = PyObject_CallOneArg(st->current_task, loop);
+    if (prev == NULL) {
+        return NULL;
+    }
+    PyObject *args[2] = {loop, prev};
+    if (prev != Py_None) {
+        PyObject *r = PyObject_Vectorcall(st->leave_task, args, 2, NULL);
+        if (r == NULL) {
+            Py_DECREF(prev);
+            return NULL;
+        }
+        Py_DECREF(r);
+    }
+    if (task != Py_None) {
+        args[1] = task;
+        PyObject *r = PyObject_Vectorcall(st->enter_task, args, 2, NULL);
+        if (r == NULL) {
+            Py_DECREF(prev);
+            return NULL;
+        }
+        Py_DECREF(r);
+    }
+    return prev;
+#endif
+}
+
+/* Undo swap_current(loop, task): make `prev` current again.  Steals `prev`.
+ * Must be called with no exception set. */
+static int
+restore_current(mod_state *st, PyObject *loop, PyObject *task, PyObject *prev)
+{
+#if BA_HAVE_SWAP_CURRENT_TASK
+    (void)task;
+    PyObject *args[2] = {loop, prev};
+    PyObject *r = PyObject_Vectorcall(st->swap_current_task, args, 2, NULL);
+    Py_DECREF(prev);
+    if (r == NULL) {
+        return -1;
+    }
+    Py_DECREF(r);
+    return 0;
+#else
+    PyObject *args[2] = {loop, task};
+    PyObject *r = PyObject_Vectorcall(st->leave_task, args, 2, NULL);
+    if (r == NULL) {
+        Py_DECREF(prev);
+        return -1;
+    }
+    Py_DECREF(r);
+    if (prev != Py_None) {
+        args[1] = prev;
+        r = PyObject_Vectorcall(st->enter_task, args, 2, NULL);
+        if (r == NULL) {
+            Py_DECREF(prev);
+            return -1;
+        }
+        Py_DECREF(r);
+    }
+    Py_DECREF(prev);
+    return 0;
+#endif
+}
+
+/* -- finishing ---------------------------------------------------------- */
+
+/* loop.call_soon(fn, arg[, context=context]) */
+static int
+call_soon(GraphObject *g, PyObject *fn, PyObject *arg, PyObject *context)
+{
+    mod_state *st = g->state;
+    PyObject *args[4] = {g->loop, fn, arg, context};
+    PyObject *r = PyObject_VectorcallMethod(st->s_call_soon, args, 3,
+                                            context ? st->kw_context : NULL);
+    if (r == NULL) {
+        return -1;
+    }
+    Py_DECREF(r);
+    return 0;
+}
+
+static int graph_drain(GraphObject *g);
+static int graph_schedule_drain(GraphObject *g);
+static void graph_enqueue(GraphObject *g, NodeObject *node);
+static int sibling_complete_all(NodeObject *target);
+static int graph_fail(GraphObject *g, NodeObject *node, PyObject *err);
+static int graph_end(GraphObject *g, NodeObject *node, PyObject *value, PyObject *reason);
+static PyObject *node_get_wakeup(NodeObject *node);
+
+/* Mark a node done and wake everything that waits on it.  Steals nothing. */
+static int
+node_finish(NodeObject *node, int status, PyObject *value, PyObject *error)
+{
+    GraphObject *g = node->graph;
+    int rc = 0;
+    if (node->state == NODE_DONE) {
+        return 0;
+    }
+    if (g->report != NULL) {
+        node->t_end = ba_now(g->state);
+        if (node->state == NODE_PENDING) {
+            node->t_start = node->t_end;
+        }
+    }
+    node->state = NODE_DONE;
+    node->status = status;
+    Py_XSETREF(node->result, Py_XNewRef(value));
+    Py_XSETREF(node->error, Py_XNewRef(error));
+    /* The coroutine has finished: drop it (and its frame) now. */
+    Py_CLEAR(node->coro);
+    Py_CLEAR(node->fut_waiter);
+    Py_CLEAR(node->resume_exc);
+    g->remaining--;
+
+    if (sibling_complete_all(node) < 0) {
+        rc = -1;
+    }
+    if (node->callbacks != NULL) {
+        /* Foreign done callbacks (add_done_callback on current_task()). */
+        PyObject *cbs = node->callbacks;
+        node->callbacks = NULL;
+        for (Py_ssize_t i = 0; i < PyList_GET_SIZE(cbs); i++) {
+            PyObject *pair = PyList_GET_ITEM(cbs, i);
+            if (call_soon(g, PyTuple_GET_ITEM(pair, 0), (PyObject *)node,
+                          PyTuple_GET_ITEM(pair, 1)) < 0) {
+                rc = -1;
+            }
+        }
+        Py_DECREF(cbs);
+    }
+    return rc;
+}
+
+/* The node's code ended by raising `exc` (a new reference, stolen). */
+static int
+node_on_error(NodeObject *node, PyObject *exc)
+{
+    GraphObject *g = node->graph;
+    mod_state *st = g->state;
+    int rc;
+    if (g->mode == MODE_FLOW && PyObject_TypeCheck(exc, (PyTypeObject *)st->FlowEnd)) {
+        if (!node->ended && !g->decided) {
+            /* FlowEnd raised by hand: it ends the flow as _end() does. */
+            PyObject *value = PyObject_GetAttr(exc, st->s_value);
+            if (value == NULL) {
+                Py_DECREF(exc);
+                return -1;
+            }
+            rc = graph_end(g, node, value, exc);
+            Py_DECREF(value);
+            if (rc < 0) {
+                Py_DECREF(exc);
+                return -1;
+            }
+        }
+        rc = node_finish(node, node->ended ? ST_ENDED : ST_CANCELLED, NULL, NULL);
+        Py_DECREF(exc);
+        return rc;
+    }
+    if (node->cancelled_by_graph) {
+        /* Torn down by the graph: whatever it raised never replaces the
+         * outcome already decided. */
+        rc = node_finish(node, ST_CANCELLED, NULL, NULL);
+        Py_DECREF(exc);
+        return rc;
+    }
+    rc = node_finish(node, ST_REJECTED, NULL, exc);
+    if (rc == 0) {
+        rc = graph_fail(g, node, exc);
+    }
+    Py_DECREF(exc);
+    return rc;
+}
+
+static int
+node_on_return(NodeObject *node, PyObject *value)
+{
+    if (node->cancelled_by_graph) {
+        /* It swallowed the graph's cancellation: too late to count. */
+        return node_finish(node, ST_CANCELLED, NULL, NULL);
+    }
+    return node_finish(node, ST_FULFILLED, value, NULL);
+}
+
+/* -- stepping ---------------------------------------------------------------- */
+
+/* throw() into an iterator; same contract as PyIter_Send. */
+static PySendResult
+iter_throw(mod_state *st, PyObject *it, PyObject *exc, PyObject **result)
+{
+    PyObject *r = PyObject_CallMethodOneArg(it, st->s_throw, exc);
+    if (r != NULL) {
+        *result = r;
+        return PYGEN_NEXT;
+    }
+    if (PyErr_ExceptionMatches(PyExc_StopIteration)) {
+        PyObject *stop = ba_fetch_exc();
+        PyObject *value = PyObject_GetAttr(stop, st->s_value);
+        Py_DECREF(stop);
+        if (value == NULL) {
+            *result = NULL;
+            return PYGEN_ERROR;
+        }
+        *result = value;
+        return PYGEN_RETURN;
+    }
+    *result = NULL;
+    return PYGEN_ERROR;
+}
+
+/* The node's context proxy (`self`), made on first use.  Borrowed. */
+static PyObject *
+node_get_proxy(NodeObject *node)
+{
+    if (node->proxy == NULL) {
+        ContextObject *proxy = PyObject_GC_New(ContextObject, node->graph->state->ContextType);
+        if (proxy == NULL) {
+            return NULL;
+        }
+        proxy->node = (NodeObject *)Py_NewRef(node);
+        proxy->weakreflist = NULL;
+        PyObject_GC_Track(proxy);
+        node->proxy = (PyObject *)proxy;
+    }
+    return node->proxy;
+}
+
+/* The first step: call the task function.  Returns the send result like
+ * PyIter_Send (PYGEN_NEXT only when a coroutine was started and yielded). */
+static PySendResult
+node_call(NodeObject *node, PyObject **result)
+{
+    GraphObject *g = node->graph;
+    mod_state *st = g->state;
+    PyObject *args[2] = {NULL, NULL};
+    size_t nargs = 0;
+    if (node->wants_ctx) {
+        if ((args[1] = node_get_proxy(node)) == NULL) {
+            *result = NULL;
+            return PYGEN_ERROR;
+        }
+        nargs = 1;
+    }
+    PyObject *res = PyObject_Vectorcall(node->fn, args + 1,
+                                        nargs | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+    if (res == NULL) {
+        *result = NULL;
+        return PYGEN_ERROR;
+    }
+    if (PyCoro_CheckExact(res)) {
+        node->coro = res;
+    }
+    else {
+        PyTypeObject *tp = Py_TYPE(res);
+        if (tp->tp_as_async != NULL && tp->tp_as_async->am_await != NULL) {
+            PyObject *it = tp->tp_as_async->am_await(res);
+            Py_DECREF(res);
+            if (it == NULL) {
+                *result = NULL;
+                return PYGEN_ERROR;
+            }
+            node->coro = it;
+        }
+        else if (PyGen_CheckExact(res)) {
+            /* A generator-based coroutine (@types.coroutine) is awaitable;
+             * a plain generator is a value. */
+            PyObject *code = PyObject_GetAttr(res, st->s_gi_code);
+            PyObject *flags = code ? PyObject_GetAttr(code, st->s_co_flags) : NULL;
+            Py_XDECREF(code);
+            if (flags == NULL) {
+                Py_DECREF(res);
+                *result = NULL;
+                return PYGEN_ERROR;
+            }
+            long f = PyLong_AsLong(flags);
+            Py_DECREF(flags);
+            if (f & 0x0100 /* CO_ITERABLE_COROUTINE */) {
+                node->coro = res;
+            }
+            else {
+                *result = res;
+                return PYGEN_RETURN;
+            }
+        }
+        else {
+            /* A synchronous task: its value is the result. */
+            *result = res;
+            return PYGEN_RETURN;
+        }
+    }
+    return PyIter_Send(node->coro, Py_None, result);
+}
+
+static int node_handle_yield(NodeObject *node, PyObject *yielded);
+static void sibling_unregister(SiblingObject *s);
+
+/* Run the node until it suspends or finishes.  Returns -1 only on an
+ * internal error (an exception is then set); errors of the task itself are
+ * its outcome. */
+static int
+node_step(NodeObject *node)
+{
+    GraphObject *g = node->graph;
+    mod_state *st = g->state;
+    PyObject *exc = node->resume_exc;
+    node->resume_exc = NULL;
+    PyObject *result = NULL;
+    PySendResult sr;
+
+    if (node->must_cancel) {
+        node->must_cancel = 0;
+        if (exc == NULL || !PyErr_GivenExceptionMatches(exc, st->CancelledError)) {
+            Py_XDECREF(exc);
+            exc = node->cancel_msg
+                ? PyObject_CallOneArg(st->CancelledError, node->cancel_msg)
+                : PyObject_CallNoArgs(st->CancelledError);
+            if (exc == NULL) {
+                return -1;
+            }
+        }
+    }
+
+    if (node->state == NODE_PENDING && node->in_task) {
+        /* Made outside the node's context: an eager task factory would
+         * otherwise enter that context while it is entered. */
+        PyObject *args;
+        if (node->wants_ctx) {
+            PyObject *proxy = node_get_proxy(node);
+            args = proxy ? PyTuple_Pack(1, proxy) : NULL;
+        }
+        else {
+            args = PyTuple_New(0);
+        }
+        if (args == NULL) {
+            Py_XDECREF(exc);
+            return -1;
+        }
+        PyObject *cargs[5] = {g->loop, node->fn, args, node->name, node->context};
+        PyObject *coro = PyObject_Vectorcall(st->in_task_coroutine, cargs, 5, NULL);
+        Py_DECREF(args);
+        node->state = NODE_RUNNING;
+        if (g->report != NULL) {
+            node->t_start = ba_now(st);
+        }
+        if (coro == NULL) {
+            Py_XDECREF(exc);
+            return node_on_error(node, ba_fetch_exc());
+        }
+        node->coro = coro;
+    }
+
+    if (PyContext_Enter(node->context) < 0) {
+        Py_XDECREF(exc);
+        return -1;
+    }
+    PyObject *prev = swap_current(st, g->loop, (PyObject *)node);
+    if (prev == NULL) {
+        Py_XDECREF(exc);
+        (void)PyContext_Exit(node->context);
+        return -1;
+    }
+
+    if (node->state == NODE_PENDING) {
+        node->state = NODE_RUNNING;
+        if (g->report != NULL) {
+            node->t_start = ba_now(st);
+        }
+        if (exc != NULL) {
+            /* Cancelled before its first step: never call the function. */
+            result = NULL;
+            ba_restore_exc(Py_NewRef(exc));
+            sr = PYGEN_ERROR;
+        }
+        else {
+            sr = node_call(node, &result);
+        }
+    }
+    else if (exc != NULL) {
+        sr = iter_throw(st, node->coro, exc, &result);
+    }
+    else {
+        sr = PyIter_Send(node->coro, Py_None, &result);
+    }
+    Py_XDECREF(exc);
+
+    /* Swapping back must not run with an exception set. */
+    PyObject *raised = (sr == PYGEN_ERROR) ? ba_fetch_exc() : NULL;
+    if (restore_current(st, g->loop, (PyObject *)node, prev) < 0) {
+        Py_XDECREF(raised);
+        Py_XDECREF(result);
+        (void)PyContext_Exit(node->context);
+        return -1;
+    }
+    if (PyContext_Exit(node->context) < 0) {
+        Py_XDECREF(raised);
+        Py_XDECREF(result);
+        return -1;
+    }
+
+    int rc;
+    switch (sr) {
+    case PYGEN_RETURN:
+        rc = node_on_return(node, result);
+        Py_DECREF(result);
+        return rc;
+    case PYGEN_ERROR:
+        if (raised == NULL) {
+            raised = PyObject_CallOneArg(PyExc_SystemError,
+                                         PyUnicode_FromString("task step failed without an exception"));
+            if (raised == NULL) {
+                return -1;
+            }
+        }
+        return node_on_error(node, raised);
+    default:
+        rc = node_handle_yield(node, result);
+        Py_DECREF(result);
+        return rc;
+    }
+}
+
+/* Schedule a resume through the loop with `exc` thrown in (stolen, may be
+ * NULL). */
+static int
+node_resume_soon(NodeObject *node, PyObject *exc)
+{
+    Py_XSETREF(node->resume_exc, exc);
+    PyObject *wakeup = node_get_wakeup(node);
+    if (wakeup == NULL) {
+        return -1;
+    }
+    return call_soon(node->graph, wakeup, Py_None, NULL);
+}
+
+static int
+node_handle_yield(NodeObject *node, PyObject *yielded)
+{
+    GraphObject *g = node->graph;
+    mod_state *st = g->state;
+
+    if (Py_IS_TYPE(yielded, st->SiblingType)) {
+        SiblingObject *s = (SiblingObject *)yielded;
+        if (s->state == SIB_BLOCKED && s->waiter == node && s->callbacks == NULL) {
+            /* `await self.user` on a running sibling: park, no loop work. */
+            s->blocking = 0;
+            s->parked = 1;
+            Py_XSETREF(node->parked, Py_NewRef(yielded));
+            if (node->must_cancel) {
+                /* Cancelled while it ran: stop waiting at once. */
+                sibling_unregister(s);
+                s->state = SIB_CANCELLED;
+                s->parked = 0;
+                Py_CLEAR(node->parked);
+                graph_enqueue(g, node);
+            }
+            return 0;
+        }
+    }
+
+    if (yielded == Py_None) {
+        /* A bare yield: give the loop one turn. */
+        return node_resume_soon(node, NULL);
+    }
+
+    PyObject *blocking = PyObject_GetAttr(yielded, st->s_blocking);
+    if (blocking == NULL) {
+        if (!PyErr_ExceptionMatches(PyExc_AttributeError)) {
+            return -1;
+        }
+        PyErr_Clear();
+    }
+    if (blocking != NULL && blocking != Py_None) {
+        int is_blocking = PyObject_IsTrue(blocking);
+        Py_DECREF(blocking);
+        if (is_blocking < 0) {
+            return -1;
+        }
+        if (is_blocking) {
+            if (PyObject_SetAttr(yielded, st->s_blocking, Py_False) < 0) {
+                return -1;
+            }
+            PyObject *wakeup = node_get_wakeup(node);
+            if (wakeup == NULL) {
+                return -1;
+            }
+            /* The wakeup runs in the graph's callback context, never in the
+             * node's own: stepping the node enters that one. */
+            if (g->cb_context == NULL) {
+                g->cb_context = PyContext_New();
+                if (g->cb_context == NULL) {
+                    return -1;
+                }
+            }
+            PyObject *args[3] = {yielded, wakeup, g->cb_context};
+            PyObject *r = PyObject_VectorcallMethod(
+                st->s_add_done_callback, args, 2, st->kw_context);
+            if (r == NULL) {
+                return -1;
+            }
+            Py_DECREF(r);
+            Py_XSETREF(node->fut_waiter, Py_NewRef(yielded));
+            if (node->must_cancel) {
+                PyObject *cr = node->cancel_msg
+                    ? PyObject_CallMethodOneArg(yielded, st->s_cancel, node->cancel_msg)
+                    : PyObject_CallMethodNoArgs(yielded, st->s_cancel);
+                if (cr == NULL) {
+                    return -1;
+                }
+                int ok = PyObject_IsTrue(cr);
+                Py_DECREF(cr);
+                if (ok > 0) {
+                    node->must_cancel = 0;
+                }
+            }
+            return 0;
+        }
+        PyObject *err = PyObject_CallFunction(
+            PyExc_RuntimeError, "s", "yield was used instead of yield from in task");
+        if (err == NULL) {
+            return -1;
+        }
+        return node_resume_soon(node, err);
+    }
+    Py_XDECREF(blocking);
+    PyObject *err = PyUnicode_FromFormat("Task got bad yield: %R", yielded);
+    if (err == NULL) {
+        return -1;
+    }
+    PyObject *e = PyObject_CallOneArg(PyExc_RuntimeError, err);
+    Py_DECREF(err);
+    if (e == NULL) {
+        return -1;
+    }
+    return node_resume_soon(node, e);
+}
+
+/* Task.cancel() semantics.  Returns 1 if a cancellation was requested, 0 if
+ * the node is done, -1 on error.  Never steps the node: a parked node goes
+ * to the ready queue, and the caller drains it (or the engine schedules a
+ * drain when nobody will). */
+static int
+node_cancel(NodeObject *node, PyObject *msg)
+{
+    GraphObject *g = node->graph;
+    mod_state *st = g->state;
+    if (node->state == NODE_DONE) {
+        return 0;
+    }
+    node->num_cancels_requested++;
+    Py_XSETREF(node->cancel_msg, Py_XNewRef(msg));
+    if (node->fut_waiter != NULL) {
+        PyObject *fut = Py_NewRef(node->fut_waiter);
+        PyObject *r = msg ? PyObject_CallMethodOneArg(fut, st->s_cancel, msg)
+                          : PyObject_CallMethodNoArgs(fut, st->s_cancel);
+        Py_DECREF(fut);
+        if (r == NULL) {
+            return -1;
+        }
+        int ok = PyObject_IsTrue(r);
+        Py_DECREF(r);
+        if (ok < 0) {
+            return -1;
+        }
+        if (ok) {
+            /* Its done callback wakes the node with CancelledError. */
+            return 1;
+        }
+    }
+    node->must_cancel = 1;
+    if (node->parked != NULL) {
+        SiblingObject *s = (SiblingObject *)node->parked;
+        sibling_unregister(s);
+        s->state = SIB_CANCELLED;
+        s->parked = 0;
+        Py_CLEAR(node->parked);
+        graph_enqueue(g, node);
+    }
+    return 1;
+}
+
+/* -- node as a Task (what asyncio sees as the current task) ----------------- */
+
+static PyObject *
+node_wakeup_impl(PyObject *self, PyObject *fut)
+{
+    NodeObject *node = (NodeObject *)self;
+    GraphObject *g = node->graph;
+    mod_state *st = g->state;
+    if (node->state == NODE_DONE) {
+        Py_RETURN_NONE;
+    }
+    if (fut != Py_None) {
+        if (node->fut_waiter == fut) {
+            Py_CLEAR(node->fut_waiter);
+        }
+        /* As Task.__wakeup: throw the future's exception in, else send. */
+        PyObject *r = PyObject_CallMethodNoArgs(fut, st->s_result);
+        if (r == NULL) {
+            Py_XSETREF(node->resume_exc, ba_fetch_exc());
+        }
+        else {
+            Py_DECREF(r);
+        }
+    }
+    graph_enqueue(g, node);
+    if (graph_drain(g) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef node_wakeup_def = {
+    "_wakeup", (PyCFunction)node_wakeup_impl, METH_O, NULL,
+};
+
+static PyObject *
+node_get_wakeup(NodeObject *node)
+{
+    if (node->wakeup == NULL) {
+        node->wakeup = PyCFunction_New(&node_wakeup_def, (PyObject *)node);
+    }
+    return node->wakeup;
+}
+
+static PyObject *
+node_get_name(NodeObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return Py_NewRef(self->name);
+}
+
+static PyObject *
+node_cancel_meth(NodeObject *self, PyObject *const *args, Py_ssize_t nargs,
+                 PyObject *kwnames)
+{
+    PyObject *msg = NULL;
+    Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+    if (nargs + nkw > 1 || (nkw == 1 && !PyUnicode_CompareWithASCIIString(PyTuple_GET_ITEM(kwnames, 0), "msg") == 0)) {
+        PyErr_SetString(PyExc_TypeError, "cancel() takes one optional argument, msg");
+        return NULL;
+    }
+    if (nargs + nkw == 1) {
+        msg = args[0];
+        if (msg == Py_None) {
+            msg = NULL;
+        }
+    }
+    int r = node_cancel(self, msg);
+    if (r < 0) {
+        return NULL;
+    }
+    if (r > 0 && self->graph->ready_len > 0 && graph_schedule_drain(self->graph) < 0) {
+        return NULL;
+    }
+    return PyBool_FromLong(r);
+}
+
+static PyObject *
+node_uncancel(NodeObject *self, PyObject *Py_UNUSED(ignored))
+{
+    if (self->num_cancels_requested > 0) {
+        self->num_cancels_requested--;
+        if (self->num_cancels_requested == 0) {
+            self->must_cancel = 0;
+        }
+    }
+    return PyLong_FromLong(self->num_cancels_requested);
+}
+
+static PyObject *
+node_cancelling(NodeObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return PyLong_FromLong(self->num_cancels_requested);
+}
+
+static PyObject *
+node_done(NodeObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return PyBool_FromLong(self->state == NODE_DONE);
+}
+
+static PyObject *
+node_cancelled(NodeObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return PyBool_FromLong(self->state == NODE_DONE &&
+                           (self->status == ST_CANCELLED || self->status == ST_ENDED));
+}
+
+static PyObject *
+node_raise_cancelled(NodeObject *self)
+{
+    mod_state *st = self->graph->state;
+    PyObject *e = PyUnicode_FromFormat("task %R was cancelled", self->name);
+    if (e != NULL) {
+        PyErr_SetObject(st->CancelledError, e);
+        Py_DECREF(e);
+    }
+    return NULL;
+}
+
+static PyObject *
+node_result(NodeObject *self, PyObject *Py_UNUSED(ignored))
+{
+    mod_state *st = self->graph->state;
+    if (self->state != NODE_DONE) {
+        PyErr_SetString(st->InvalidStateError, "Result is not set.");
+        return NULL;
+    }
+    if (self->status == ST_FULFILLED) {
+        return Py_NewRef(self->result ? self->result : Py_None);
+    }
+    if (self->status == ST_REJECTED) {
+        ba_raise(self->error);
+        return NULL;
+    }
+    return node_raise_cancelled(self);
+}
+
+static PyObject *
+node_exception(NodeObject *self, PyObject *Py_UNUSED(ignored))
+{
+    mod_state *st = self->graph->state;
+    if (self->state != NODE_DONE) {
+        PyErr_SetString(st->InvalidStateError, "Exception is not set.");
+        return NULL;
+    }
+    if (self->status == ST_FULFILLED) {
+        Py_RETURN_NONE;
+    }
+    if (self->status == ST_REJECTED) {
+        return Py_NewRef(self->error);
+    }
+    return node_raise_cancelled(self);
+}
+
+static PyObject *
+node_add_done_callback(NodeObject *self, PyObject *const *args, Py_ssize_t nargs,
+                       PyObject *kwnames)
+{
+    PyObject *context = NULL;
+    Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+    if (nargs != 1 || nkw > 1 ||
+        (nkw == 1 && !PyUnicode_CompareWithASCIIString(PyTuple_GET_ITEM(kwnames, 0), "context") == 0)) {
+        PyErr_SetString(PyExc_TypeError,
+                        "add_done_callback() takes a callback and an optional context=");
+        return NULL;
+    }
+    if (nkw == 1 && args[1] != Py_None) {
+        context = Py_NewRef(args[1]);
+    }
+    else {
+        context = PyContext_CopyCurrent();
+        if (context == NULL) {
+            return NULL;
+        }
+    }
+    if (self->state == NODE_DONE) {
+        int r = call_soon(self->graph, args[0], (PyObject *)self, context);
+        Py_DECREF(context);
+        if (r < 0) {
+            return NULL;
+        }
+        Py_RETURN_NONE;
+    }
+    PyObject *pair = PyTuple_Pack(2, args[0], context);
+    Py_DECREF(context);
+    if (pair == NULL) {
+        return NULL;
+    }
+    if (self->callbacks == NULL) {
+        self->callbacks = PyList_New(0);
+        if (self->callbacks == NULL) {
+            Py_DECREF(pair);
+            return NULL;
+        }
+    }
+    int r = PyList_Append(self->callbacks, pair);
+    Py_DECREF(pair);
+    if (r < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+/* Remove every (fn, context) pair of `list` whose fn == `fn`; return the
+ * count removed, or -1. */
+static Py_ssize_t
+remove_callbacks(PyObject *list, PyObject *fn)
+{
+    if (list == NULL) {
+        return 0;
+    }
+    Py_ssize_t removed = 0;
+    for (Py_ssize_t i = PyList_GET_SIZE(list) - 1; i >= 0; i--) {
+        PyObject *item = PyTuple_GET_ITEM(PyList_GET_ITEM(list, i), 0);
+        Py_INCREF(item);
+        int eq = PyObject_RichCompareBool(item, fn, Py_EQ);
+        Py_DECREF(item);
+        if (eq < 0) {
+            return -1;
+        }
+        if (eq) {
+            if (i >= PyList_GET_SIZE(list) ||
+                PySequence_DelItem(list, i) < 0) {
+                return -1;
+            }
+            removed++;
+        }
+    }
+    return removed;
+}
+
+static PyObject *
+node_remove_done_callback(NodeObject *self, PyObject *fn)
+{
+    Py_ssize_t n = remove_callbacks(self->callbacks, fn);
+    if (n < 0) {
+        return NULL;
+    }
+    return PyLong_FromSsize_t(n);
+}
+
+static PyObject *
+node_get_coro(NodeObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return Py_NewRef(self->coro ? self->coro : Py_None);
+}
+
+static PyObject *
+node_get_context(NodeObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return Py_NewRef(self->context);
+}
+
+static PyObject *
+node_get_loop(NodeObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return Py_NewRef(self->graph->loop ? self->graph->loop : Py_None);
+}
+
+static PyObject *
+node_get_stack(NodeObject *self, PyObject *const *args, Py_ssize_t nargs,
+               PyObject *kwnames)
+{
+    (void)self; (void)args; (void)nargs; (void)kwnames;
+    return PyList_New(0);
+}
+
+static PyObject *
+node_repr(NodeObject *self)
+{
+    static const char *const states[] = {"pending", "running", "done"};
+    return PyUnicode_FromFormat("<betterall task %R %s>", self->name, states[self->state]);
+}
+
+static PyMethodDef node_methods[] = {
+    {"get_name", (PyCFunction)node_get_name, METH_NOARGS, "The task's name."},
+    {"cancel", (PyCFunction)(void (*)(void))node_cancel_meth,
+     METH_FASTCALL | METH_KEYWORDS, "Request cancellation, as Task.cancel()."},
+    {"uncancel", (PyCFunction)node_uncancel, METH_NOARGS,
+     "Decrement the count of cancellation requests, as Task.uncancel()."},
+    {"cancelling", (PyCFunction)node_cancelling, METH_NOARGS,
+     "The count of pending cancellation requests."},
+    {"done", (PyCFunction)node_done, METH_NOARGS, "True once the task finished."},
+    {"cancelled", (PyCFunction)node_cancelled, METH_NOARGS,
+     "True if the task finished cancelled."},
+    {"result", (PyCFunction)node_result, METH_NOARGS, "The task's result."},
+    {"exception", (PyCFunction)node_exception, METH_NOARGS, "The task's exception."},
+    {"add_done_callback", (PyCFunction)(void (*)(void))node_add_done_callback,
+     METH_FASTCALL | METH_KEYWORDS, "Call fn(task) once the task is done."},
+    {"remove_done_callback", (PyCFunction)node_remove_done_callback, METH_O,
+     "Remove a done callback."},
+    {"get_coro", (PyCFunction)node_get_coro, METH_NOARGS,
+     "The coroutine the task runs (None for a synchronous task)."},
+    {"get_context", (PyCFunction)node_get_context, METH_NOARGS,
+     "The task's contextvars.Context."},
+    {"get_loop", (PyCFunction)node_get_loop, METH_NOARGS, "The task's event loop."},
+    {"get_stack", (PyCFunction)(void (*)(void))node_get_stack,
+     METH_FASTCALL | METH_KEYWORDS, "An empty list (frames are not tracked)."},
+    {NULL, NULL, 0, NULL},
+};
+
+static int
+node_traverse(NodeObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(Py_TYPE(self));
+    Py_VISIT(self->graph);
+    Py_VISIT(self->name);
+    Py_VISIT(self->fn);
+    Py_VISIT(self->coro);
+    Py_VISIT(self->context);
+    Py_VISIT(self->result);
+    Py_VISIT(self->error);
+    Py_VISIT(self->fut_waiter);
+    Py_VISIT(self->parked);
+    Py_VISIT(self->waiters);
+    Py_VISIT(self->blocked_on);
+    Py_VISIT(self->callbacks);
+    Py_VISIT(self->proxy);
+    Py_VISIT(self->wakeup);
+    Py_VISIT(self->cancel_msg);
+    Py_VISIT(self->resume_exc);
+    Py_VISIT(self->deps);
+    Py_VISIT(self->waits);
+    return 0;
+}
+
+static int
+node_clear(NodeObject *self)
+{
+    Py_CLEAR(self->graph);
+    Py_CLEAR(self->name);
+    Py_CLEAR(self->fn);
+    Py_CLEAR(self->coro);
+    Py_CLEAR(self->context);
+    Py_CLEAR(self->result);
+    Py_CLEAR(self->error);
+    Py_CLEAR(self->fut_waiter);
+    Py_CLEAR(self->parked);
+    Py_CLEAR(self->waiters);
+    Py_CLEAR(self->blocked_on);
+    Py_CLEAR(self->callbacks);
+    Py_CLEAR(self->proxy);
+    Py_CLEAR(self->wakeup);
+    Py_CLEAR(self->cancel_msg);
+    Py_CLEAR(self->resume_exc);
+    Py_CLEAR(self->deps);
+    Py_CLEAR(self->waits);
+    return 0;
+}
+
+static void
+node_dealloc(NodeObject *self)
+{
+    PyTypeObject *tp = Py_TYPE(self);
+    PyObject_GC_UnTrack(self);
+    if (self->weakreflist != NULL) {
+        PyObject_ClearWeakRefs((PyObject *)self);
+    }
+    (void)node_clear(self);
+    tp->tp_free((PyObject *)self);
+    Py_DECREF(tp);
+}
+
+static PyMemberDef node_members[] = {
+    {"__weaklistoffset__", Py_T_PYSSIZET, offsetof(NodeObject, weakreflist), Py_READONLY},
+    {NULL},
+};
+
+static PyType_Slot node_slots[] = {
+    {Py_tp_doc, "A betterall graph task, as asyncio sees it while it runs."},
+    {Py_tp_dealloc, node_dealloc},
+    {Py_tp_traverse, node_traverse},
+    {Py_tp_clear, node_clear},
+    {Py_tp_methods, node_methods},
+    {Py_tp_members, node_members},
+    {Py_tp_repr, node_repr},
+    {0, NULL},
+};
+
+static PyType_Spec node_spec = {
+    .name = "betterall._cengine.Task",
+    .basicsize = sizeof(NodeObject),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_IMMUTABLETYPE |
+             Py_TPFLAGS_DISALLOW_INSTANTIATION,
+    .slots = node_slots,
+};

@@ -1,0 +1,212 @@
+/* Context: `self` inside a task, the lazy proxy to the task's siblings.
+ *
+ * `self.user` and `self["user"]` only build a Sibling awaitable; nothing is
+ * registered until it is awaited, so an awaitable that is never awaited is
+ * harmless.  Names starting with "_" are the context's own members
+ * (_name, _signal, _end) and go through normal attribute lookup; task names
+ * never start with "_", so the two cannot clash.
+ */
+
+static PyObject *
+context_sibling(ContextObject *self, PyObject *name)
+{
+    NodeObject *node = self->node;
+    GraphObject *g = node->graph;
+    mod_state *st = g->state;
+    PyObject *target = PyDict_GetItemWithError(g->names, name);
+    if (target == NULL) {
+        if (PyErr_Occurred()) {
+            return NULL;
+        }
+        PyObject *err = PyObject_CallMethodObjArgs(st->UnknownTaskError, st->s_for_name,
+                                                   name, g->names, NULL);
+        if (err != NULL) {
+            ba_raise(err);
+            Py_DECREF(err);
+        }
+        return NULL;
+    }
+    SiblingObject *s = PyObject_GC_New(SiblingObject, st->SiblingType);
+    if (s == NULL) {
+        return NULL;
+    }
+    s->waiter = (NodeObject *)Py_NewRef(node);
+    s->target = (NodeObject *)Py_NewRef(target);
+    s->callbacks = NULL;
+    s->cancel_msg = NULL;
+    s->weakreflist = NULL;
+    s->t_wait = 0.0;
+    s->state = SIB_INIT;
+    s->blocking = 0;
+    s->parked = 0;
+    PyObject_GC_Track(s);
+    return (PyObject *)s;
+}
+
+static PyObject *
+context_getattro(PyObject *self, PyObject *name)
+{
+    if (PyUnicode_Check(name) && PyUnicode_GET_LENGTH(name) > 0 &&
+        PyUnicode_READ_CHAR(name, 0) != '_') {
+        return context_sibling((ContextObject *)self, name);
+    }
+    return PyObject_GenericGetAttr(self, name);
+}
+
+static PyObject *
+context_subscript(PyObject *self, PyObject *name)
+{
+    if (!PyUnicode_Check(name)) {
+        PyErr_Format(PyExc_TypeError, "task names are str, not %.100s",
+                     Py_TYPE(name)->tp_name);
+        return NULL;
+    }
+    return context_sibling((ContextObject *)self, name);
+}
+
+static PyObject *
+context_get_name(PyObject *self, void *Py_UNUSED(closure))
+{
+    return Py_NewRef(((ContextObject *)self)->node->name);
+}
+
+static PyObject *graph_get_signal(GraphObject *g);
+
+static PyObject *
+context_get_signal(PyObject *self, void *Py_UNUSED(closure))
+{
+    return graph_get_signal(((ContextObject *)self)->node->graph);
+}
+
+static const char *const mode_names[] = {"all", "all_settled", "flow"};
+
+static PyObject *
+context_end(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    NodeObject *node = ((ContextObject *)self)->node;
+    GraphObject *g = node->graph;
+    mod_state *st = g->state;
+    PyObject *value = Py_None;
+    Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+    if (nargs + nkw > 1 ||
+        (nkw == 1 && PyUnicode_CompareWithASCIIString(PyTuple_GET_ITEM(kwnames, 0), "value") != 0)) {
+        PyErr_SetString(PyExc_TypeError, "_end() takes one optional argument, value");
+        return NULL;
+    }
+    if (nargs + nkw == 1) {
+        value = args[0];
+    }
+    if (g->mode != MODE_FLOW) {
+        PyErr_Format(PyExc_RuntimeError,
+                     "self._end() is only available in betterall.flow(), not in "
+                     "betterall.%s(): return the value instead",
+                     mode_names[g->mode]);
+        return NULL;
+    }
+    PyObject *end = PyObject_CallOneArg(st->FlowEnd, value);
+    if (end == NULL) {
+        return NULL;
+    }
+    if (graph_end(g, node, value, end) < 0) {
+        Py_DECREF(end);
+        return NULL;
+    }
+    ba_raise(end);
+    Py_DECREF(end);
+    return NULL;
+}
+
+static PyObject *
+context_dir(PyObject *self, PyObject *Py_UNUSED(ignored))
+{
+    PyObject *names = PyDict_Keys(((ContextObject *)self)->node->graph->names);
+    if (names == NULL) {
+        return NULL;
+    }
+    static const char *const own[] = {"_end", "_name", "_signal"};
+    for (size_t i = 0; i < 3; i++) {
+        PyObject *s = PyUnicode_FromString(own[i]);
+        if (s == NULL || PyList_Append(names, s) < 0) {
+            Py_XDECREF(s);
+            Py_DECREF(names);
+            return NULL;
+        }
+        Py_DECREF(s);
+    }
+    return names;
+}
+
+static PyObject *
+context_repr(PyObject *self)
+{
+    return PyUnicode_FromFormat("<betterall context of task %R>",
+                                ((ContextObject *)self)->node->name);
+}
+
+static int
+context_traverse(ContextObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(Py_TYPE(self));
+    Py_VISIT(self->node);
+    return 0;
+}
+
+static int
+context_clear(ContextObject *self)
+{
+    Py_CLEAR(self->node);
+    return 0;
+}
+
+static void
+context_dealloc(ContextObject *self)
+{
+    PyTypeObject *tp = Py_TYPE(self);
+    PyObject_GC_UnTrack(self);
+    if (self->weakreflist != NULL) {
+        PyObject_ClearWeakRefs((PyObject *)self);
+    }
+    (void)context_clear(self);
+    tp->tp_free((PyObject *)self);
+    Py_DECREF(tp);
+}
+
+static PyMethodDef context_methods[] = {
+    {"_end", (PyCFunction)(void (*)(void))context_end, METH_FASTCALL | METH_KEYWORDS,
+     "End the flow with value (flow only); never returns."},
+    {"__dir__", (PyCFunction)context_dir, METH_NOARGS, NULL},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef context_getset[] = {
+    {"_name", context_get_name, NULL, "This task's name.", NULL},
+    {"_signal", context_get_signal, NULL, "The graph's Signal.", NULL},
+    {NULL},
+};
+
+static PyMemberDef context_members[] = {
+    {"__weaklistoffset__", Py_T_PYSSIZET, offsetof(ContextObject, weakreflist), Py_READONLY},
+    {NULL},
+};
+
+static PyType_Slot context_slots[] = {
+    {Py_tp_members, context_members},
+    {Py_tp_doc, "self in a task: await self.<name> for a sibling's result."},
+    {Py_tp_dealloc, context_dealloc},
+    {Py_tp_traverse, context_traverse},
+    {Py_tp_clear, context_clear},
+    {Py_tp_getattro, context_getattro},
+    {Py_tp_methods, context_methods},
+    {Py_tp_getset, context_getset},
+    {Py_tp_repr, context_repr},
+    {Py_mp_subscript, context_subscript},
+    {0, NULL},
+};
+
+static PyType_Spec context_spec = {
+    .name = "betterall._cengine.Context",
+    .basicsize = sizeof(ContextObject),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_IMMUTABLETYPE |
+             Py_TPFLAGS_DISALLOW_INSTANTIATION,
+    .slots = context_slots,
+};

@@ -1,0 +1,700 @@
+/* Sibling: the awaitable `self.user`, one wait of one task on a sibling.
+ *
+ * Like CPython's FutureIter it is its own iterator: am_send returns the
+ * sibling's outcome at once (PYGEN_RETURN) when the sibling has finished,
+ * so awaiting a finished sibling costs no loop round trip.  Otherwise it
+ * first looks for a cycle along the wait-for edges, registers itself in the
+ * sibling's waiter list, and yields itself: the engine recognises it and
+ * parks the task on it.
+ *
+ * Code that is not the engine (asyncio.gather, wait_for, shield, a foreign
+ * asyncio.Task) sees an asyncio Future instead: `_asyncio_future_blocking`,
+ * add_done_callback, result, cancel...  Cancelling the wait never cancels
+ * the sibling: it only withdraws this waiter.
+ */
+
+static void
+sibling_trace_wait_end(SiblingObject *s)
+{
+    NodeObject *w = s->waiter;
+    GraphObject *g = w->graph;
+    if (g->report == NULL || s->t_wait == 0.0) {
+        return;
+    }
+    if (w->waits == NULL) {
+        w->waits = PyList_New(0);
+        if (w->waits == NULL) {
+            PyErr_Clear();
+            return;
+        }
+    }
+    PyObject *pair = Py_BuildValue("(dd)", s->t_wait, ba_now(g->state));
+    s->t_wait = 0.0;
+    if (pair == NULL || PyList_Append(w->waits, pair) < 0) {
+        PyErr_Clear();
+    }
+    Py_XDECREF(pair);
+}
+
+/* Remove `item` (by identity) from `list`; no error if absent. */
+static void
+list_remove_identity(PyObject *list, PyObject *item)
+{
+    if (list == NULL) {
+        return;
+    }
+    for (Py_ssize_t i = PyList_GET_SIZE(list) - 1; i >= 0; i--) {
+        if (PyList_GET_ITEM(list, i) == item) {
+            (void)PyList_SetSlice(list, i, i + 1, NULL);
+            return;
+        }
+    }
+}
+
+/* Withdraw a blocked wait from the target's waiters and the wait-for
+ * edges.  Leaves `state` for the caller to set. */
+static void
+sibling_unregister(SiblingObject *s)
+{
+    if (s->state != SIB_BLOCKED) {
+        return;
+    }
+    PyObject *exc = PyErr_Occurred() ? ba_fetch_exc() : NULL;
+    Py_INCREF(s);
+    list_remove_identity(s->target->waiters, (PyObject *)s);
+    list_remove_identity(s->waiter->blocked_on, (PyObject *)s);
+    sibling_trace_wait_end(s);
+    Py_DECREF(s);
+    if (exc != NULL) {
+        ba_restore_exc(exc);
+    }
+}
+
+/* The cycle that `waiter` waiting on `target` would close: a list of names
+ * starting and ending with the waiter; NULL with no error when there is
+ * none; NULL with an error set on failure. */
+static PyObject *
+find_cycle(NodeObject *waiter, NodeObject *target)
+{
+    GraphObject *g = waiter->graph;
+    if (target == waiter) {
+        PyObject *cycle = PyList_New(2);
+        if (cycle != NULL) {
+            PyList_SET_ITEM(cycle, 0, Py_NewRef(waiter->name));
+            PyList_SET_ITEM(cycle, 1, Py_NewRef(waiter->name));
+        }
+        return cycle;
+    }
+    /* A cycle needs a path target -> ... -> waiter along the wait-for edges,
+     * so none exists when the target waits on nobody, or when nobody waits
+     * on the waiter.  These two checks settle nearly every wait in O(1),
+     * long chains included; only the rest pay for the search. */
+    if (target->blocked_on == NULL || PyList_GET_SIZE(target->blocked_on) == 0 ||
+        waiter->waiters == NULL || PyList_GET_SIZE(waiter->waiters) == 0) {
+        return NULL;
+    }
+    /* Depth-first search along the wait-for edges, with an explicit stack so
+     * that a long chain of waits cannot overflow the C stack. */
+    typedef struct { NodeObject *node; Py_ssize_t next; } frame;
+    Py_ssize_t cap = 16, depth = 0;
+    frame *stack = PyMem_Malloc(cap * sizeof(frame));
+    if (stack == NULL) {
+        PyErr_NoMemory();
+        return NULL;
+    }
+    int epoch = ++g->visit_epoch;
+    stack[depth++] = (frame){target, 0};
+    target->visit = epoch;
+    PyObject *cycle = NULL;
+    while (depth > 0) {
+        frame *top = &stack[depth - 1];
+        PyObject *edges = top->node->blocked_on;
+        if (edges == NULL || top->next >= PyList_GET_SIZE(edges)) {
+            depth--;
+            continue;
+        }
+        NodeObject *next = ((SiblingObject *)PyList_GET_ITEM(edges, top->next))->target;
+        top->next++;
+        if (next == waiter) {
+            cycle = PyList_New(depth + 2);
+            if (cycle == NULL) {
+                break;
+            }
+            PyList_SET_ITEM(cycle, 0, Py_NewRef(waiter->name));
+            for (Py_ssize_t i = 0; i < depth; i++) {
+                PyList_SET_ITEM(cycle, i + 1, Py_NewRef(stack[i].node->name));
+            }
+            PyList_SET_ITEM(cycle, depth + 1, Py_NewRef(waiter->name));
+            break;
+        }
+        if (next->visit == epoch) {
+            continue;
+        }
+        next->visit = epoch;
+        if (depth == cap) {
+            frame *bigger = PyMem_Realloc(stack, 2 * cap * sizeof(frame));
+            if (bigger == NULL) {
+                PyErr_NoMemory();
+                break;
+            }
+            stack = bigger;
+            cap *= 2;
+        }
+        stack[depth++] = (frame){next, 0};
+    }
+    PyMem_Free(stack);
+    return cycle;
+}
+
+/* Block on the target: cycle check, then register.  0 or -1. */
+static int
+sibling_block(SiblingObject *s)
+{
+    NodeObject *waiter = s->waiter, *target = s->target;
+    mod_state *st = waiter->graph->state;
+    PyObject *cycle = find_cycle(waiter, target);
+    if (cycle != NULL) {
+        PyObject *err = PyObject_CallOneArg(st->CycleError, cycle);
+        Py_DECREF(cycle);
+        if (err != NULL) {
+            ba_raise(err);
+            Py_DECREF(err);
+        }
+        return -1;
+    }
+    if (PyErr_Occurred()) {
+        return -1;
+    }
+    if (target->waiters == NULL && (target->waiters = PyList_New(0)) == NULL) {
+        return -1;
+    }
+    if (waiter->blocked_on == NULL && (waiter->blocked_on = PyList_New(0)) == NULL) {
+        return -1;
+    }
+    if (PyList_Append(target->waiters, (PyObject *)s) < 0) {
+        return -1;
+    }
+    if (PyList_Append(waiter->blocked_on, (PyObject *)s) < 0) {
+        list_remove_identity(target->waiters, (PyObject *)s);
+        return -1;
+    }
+    s->state = SIB_BLOCKED;
+    if (waiter->graph->report != NULL) {
+        s->t_wait = ba_now(st);
+    }
+    return 0;
+}
+
+static int
+sibling_is_done(SiblingObject *s)
+{
+    return s->state == SIB_DONE || s->state == SIB_CANCELLED ||
+           s->target->state == NODE_DONE;
+}
+
+static PyObject *
+raise_cancelled(mod_state *st, PyObject *msg)
+{
+    if (msg != NULL) {
+        PyErr_SetObject(st->CancelledError, msg);
+    }
+    else {
+        PyErr_SetNone(st->CancelledError);
+    }
+    return NULL;
+}
+
+/* The target's outcome: a new reference to its value, or NULL with its
+ * error raised. */
+static PyObject *
+sibling_outcome(SiblingObject *s)
+{
+    NodeObject *t = s->target;
+    mod_state *st = t->graph->state;
+    if (s->state == SIB_CANCELLED) {
+        return raise_cancelled(st, s->cancel_msg);
+    }
+    switch (t->status) {
+    case ST_FULFILLED:
+        return Py_NewRef(t->result ? t->result : Py_None);
+    case ST_REJECTED:
+        ba_raise(t->error);
+        return NULL;
+    default: {
+        PyObject *msg = PyUnicode_FromFormat("task %R was cancelled", t->name);
+        if (msg != NULL) {
+            PyErr_SetObject(st->CancelledError, msg);
+            Py_DECREF(msg);
+        }
+        return NULL;
+    }
+    }
+}
+
+static void
+sibling_note_dep(SiblingObject *s)
+{
+    NodeObject *w = s->waiter;
+    if (w->deps == NULL && (w->deps = PyList_New(0)) == NULL) {
+        PyErr_Clear();
+        return;
+    }
+    int has = PySequence_Contains(w->deps, s->target->name);
+    if (has == 0 && PyList_Append(w->deps, s->target->name) < 0) {
+        PyErr_Clear();
+    }
+    else if (has < 0) {
+        PyErr_Clear();
+    }
+}
+
+static PySendResult
+sibling_am_send(PyObject *self, PyObject *arg, PyObject **result)
+{
+    SiblingObject *s = (SiblingObject *)self;
+    (void)arg;
+    switch (s->state) {
+    case SIB_INIT:
+        if (s->waiter->graph->report != NULL) {
+            sibling_note_dep(s);
+        }
+        if (s->target->state == NODE_DONE) {
+            s->state = SIB_DONE;
+            break;
+        }
+        if (sibling_block(s) < 0) {
+            *result = NULL;
+            return PYGEN_ERROR;
+        }
+        /* blocked now */
+        /* fall through */
+    case SIB_BLOCKED:
+        if (s->target->state != NODE_DONE) {
+            s->blocking = 1;
+            *result = Py_NewRef(self);
+            return PYGEN_NEXT;
+        }
+        sibling_unregister(s);
+        s->state = SIB_DONE;
+        break;
+    default:
+        break;
+    }
+    *result = sibling_outcome(s);
+    return *result ? PYGEN_RETURN : PYGEN_ERROR;
+}
+
+/* Raise StopIteration(value) so that even a tuple or an exception value
+ * comes back as itself. */
+static void
+set_stop_iteration(PyObject *value)
+{
+    PyObject *e = PyObject_CallOneArg(PyExc_StopIteration, value);
+    if (e != NULL) {
+        PyErr_SetObject(PyExc_StopIteration, e);
+        Py_DECREF(e);
+    }
+}
+
+static PyObject *
+sibling_iternext(PyObject *self)
+{
+    PyObject *result;
+    PySendResult r = sibling_am_send(self, Py_None, &result);
+    if (r == PYGEN_RETURN) {
+        if (result != Py_None) {
+            set_stop_iteration(result);
+        }
+        Py_DECREF(result);
+        return NULL;
+    }
+    return result; /* yielded, or NULL with the error set */
+}
+
+static PyObject *
+sibling_send(PyObject *self, PyObject *arg)
+{
+    PyObject *result;
+    PySendResult r = sibling_am_send(self, arg, &result);
+    if (r == PYGEN_RETURN) {
+        set_stop_iteration(result);
+        Py_DECREF(result);
+        return NULL;
+    }
+    return result;
+}
+
+static PyObject *
+sibling_throw(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    SiblingObject *s = (SiblingObject *)self;
+    if (nargs < 1 || nargs > 3) {
+        PyErr_SetString(PyExc_TypeError, "throw() takes 1 to 3 arguments");
+        return NULL;
+    }
+    if (s->state == SIB_BLOCKED) {
+        sibling_unregister(s);
+        s->state = SIB_CANCELLED;
+    }
+    PyObject *typ = args[0];
+    if (PyExceptionInstance_Check(typ)) {
+        ba_raise(typ);
+    }
+    else if (PyExceptionClass_Check(typ)) {
+        PyErr_SetObject(typ, nargs > 1 ? args[1] : Py_None);
+    }
+    else {
+        PyErr_SetString(PyExc_TypeError,
+                        "exceptions must be classes or instances deriving from BaseException");
+    }
+    return NULL;
+}
+
+static PyObject *
+sibling_close(PyObject *self, PyObject *Py_UNUSED(ignored))
+{
+    SiblingObject *s = (SiblingObject *)self;
+    if (s->state == SIB_BLOCKED && !s->parked) {
+        sibling_unregister(s);
+        s->state = SIB_CANCELLED;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+sibling_await(PyObject *self)
+{
+    return Py_NewRef(self);
+}
+
+/* -- completion ----------------------------------------------------------- */
+
+static int
+sibling_fire_callbacks(SiblingObject *s)
+{
+    if (s->callbacks == NULL) {
+        return 0;
+    }
+    PyObject *cbs = s->callbacks;
+    s->callbacks = NULL;
+    int rc = 0;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(cbs); i++) {
+        PyObject *pair = PyList_GET_ITEM(cbs, i);
+        if (call_soon(s->waiter->graph, PyTuple_GET_ITEM(pair, 0), (PyObject *)s,
+                      PyTuple_GET_ITEM(pair, 1)) < 0) {
+            rc = -1;
+        }
+    }
+    Py_DECREF(cbs);
+    return rc;
+}
+
+/* Wake a waiter parked on `s`, which has just become done or cancelled. */
+static void
+sibling_wake_parked(SiblingObject *s)
+{
+    if (!s->parked) {
+        return;
+    }
+    NodeObject *w = s->waiter;
+    s->parked = 0;
+    if (w->parked == (PyObject *)s) {
+        Py_CLEAR(w->parked);
+    }
+    graph_enqueue(w->graph, w);
+}
+
+/* `target` finished: every wait on it is done. */
+static int
+sibling_complete_all(NodeObject *target)
+{
+    PyObject *waiters = target->waiters;
+    if (waiters == NULL) {
+        return 0;
+    }
+    target->waiters = NULL;
+    int rc = 0;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(waiters); i++) {
+        SiblingObject *s = (SiblingObject *)PyList_GET_ITEM(waiters, i);
+        if (s->state != SIB_BLOCKED) {
+            continue;
+        }
+        list_remove_identity(s->waiter->blocked_on, (PyObject *)s);
+        sibling_trace_wait_end(s);
+        s->state = SIB_DONE;
+        sibling_wake_parked(s);
+        if (sibling_fire_callbacks(s) < 0) {
+            rc = -1;
+        }
+    }
+    Py_DECREF(waiters);
+    return rc;
+}
+
+/* -- the Future interface, for foreign awaiters ----------------------------- */
+
+static PyObject *
+sibling_done(PyObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return PyBool_FromLong(sibling_is_done((SiblingObject *)self));
+}
+
+static PyObject *
+sibling_cancelled(PyObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return PyBool_FromLong(((SiblingObject *)self)->state == SIB_CANCELLED);
+}
+
+static PyObject *
+sibling_result(PyObject *self, PyObject *Py_UNUSED(ignored))
+{
+    SiblingObject *s = (SiblingObject *)self;
+    if (!sibling_is_done(s)) {
+        PyErr_SetString(s->waiter->graph->state->InvalidStateError, "Result is not set.");
+        return NULL;
+    }
+    return sibling_outcome(s);
+}
+
+static PyObject *
+sibling_exception(PyObject *self, PyObject *Py_UNUSED(ignored))
+{
+    SiblingObject *s = (SiblingObject *)self;
+    mod_state *st = s->waiter->graph->state;
+    if (!sibling_is_done(s)) {
+        PyErr_SetString(st->InvalidStateError, "Exception is not set.");
+        return NULL;
+    }
+    if (s->state == SIB_CANCELLED) {
+        return raise_cancelled(st, s->cancel_msg);
+    }
+    if (s->target->status == ST_FULFILLED) {
+        Py_RETURN_NONE;
+    }
+    if (s->target->status == ST_REJECTED) {
+        return Py_NewRef(s->target->error);
+    }
+    return sibling_outcome(s);
+}
+
+static PyObject *
+sibling_add_done_callback(PyObject *self, PyObject *const *args, Py_ssize_t nargs,
+                          PyObject *kwnames)
+{
+    SiblingObject *s = (SiblingObject *)self;
+    Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+    if (nargs != 1 || nkw > 1 ||
+        (nkw == 1 && PyUnicode_CompareWithASCIIString(PyTuple_GET_ITEM(kwnames, 0), "context") != 0)) {
+        PyErr_SetString(PyExc_TypeError,
+                        "add_done_callback() takes a callback and an optional context=");
+        return NULL;
+    }
+    PyObject *context = (nkw == 1 && args[1] != Py_None) ? Py_NewRef(args[1])
+                                                        : PyContext_CopyCurrent();
+    if (context == NULL) {
+        return NULL;
+    }
+    if (sibling_is_done(s)) {
+        int r = call_soon(s->waiter->graph, args[0], self, context);
+        Py_DECREF(context);
+        if (r < 0) {
+            return NULL;
+        }
+        Py_RETURN_NONE;
+    }
+    if (s->state == SIB_INIT) {
+        if (s->waiter->graph->report != NULL) {
+            sibling_note_dep(s);
+        }
+        if (sibling_block(s) < 0) {
+            Py_DECREF(context);
+            return NULL;
+        }
+    }
+    PyObject *pair = PyTuple_Pack(2, args[0], context);
+    Py_DECREF(context);
+    if (pair == NULL) {
+        return NULL;
+    }
+    if (s->callbacks == NULL && (s->callbacks = PyList_New(0)) == NULL) {
+        Py_DECREF(pair);
+        return NULL;
+    }
+    int r = PyList_Append(s->callbacks, pair);
+    Py_DECREF(pair);
+    if (r < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+sibling_remove_done_callback(PyObject *self, PyObject *fn)
+{
+    SiblingObject *s = (SiblingObject *)self;
+    Py_ssize_t n = remove_callbacks(s->callbacks, fn);
+    if (n < 0) {
+        return NULL;
+    }
+    if (n > 0 && PyList_GET_SIZE(s->callbacks) == 0 && s->state == SIB_BLOCKED &&
+        !s->parked) {
+        /* Nobody waits any more: withdraw the wait-for edge. */
+        sibling_unregister(s);
+        s->state = SIB_INIT;
+    }
+    return PyLong_FromSsize_t(n);
+}
+
+static int graph_schedule_drain(GraphObject *g);
+
+static PyObject *
+sibling_cancel(PyObject *self, PyObject *const *args, Py_ssize_t nargs,
+               PyObject *kwnames)
+{
+    SiblingObject *s = (SiblingObject *)self;
+    Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+    if (nargs + nkw > 1 ||
+        (nkw == 1 && PyUnicode_CompareWithASCIIString(PyTuple_GET_ITEM(kwnames, 0), "msg") != 0)) {
+        PyErr_SetString(PyExc_TypeError, "cancel() takes one optional argument, msg");
+        return NULL;
+    }
+    if (sibling_is_done(s)) {
+        Py_RETURN_FALSE;
+    }
+    PyObject *msg = (nargs + nkw == 1 && args[0] != Py_None) ? args[0] : NULL;
+    sibling_unregister(s);
+    s->state = SIB_CANCELLED;
+    Py_XSETREF(s->cancel_msg, Py_XNewRef(msg));
+    int was_parked = s->parked;
+    sibling_wake_parked(s);
+    if (sibling_fire_callbacks(s) < 0) {
+        return NULL;
+    }
+    if (was_parked && graph_schedule_drain(s->waiter->graph) < 0) {
+        return NULL;
+    }
+    Py_RETURN_TRUE;
+}
+
+static PyObject *
+sibling_get_loop(PyObject *self, PyObject *Py_UNUSED(ignored))
+{
+    GraphObject *g = ((SiblingObject *)self)->waiter->graph;
+    return Py_NewRef(g->loop ? g->loop : Py_None);
+}
+
+static PyObject *
+sibling_get_blocking(PyObject *self, void *Py_UNUSED(closure))
+{
+    return PyBool_FromLong(((SiblingObject *)self)->blocking);
+}
+
+static int
+sibling_set_blocking(PyObject *self, PyObject *value, void *Py_UNUSED(closure))
+{
+    if (value == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "cannot delete _asyncio_future_blocking");
+        return -1;
+    }
+    int v = PyObject_IsTrue(value);
+    if (v < 0) {
+        return -1;
+    }
+    ((SiblingObject *)self)->blocking = v;
+    return 0;
+}
+
+static PyObject *
+sibling_repr(PyObject *self)
+{
+    SiblingObject *s = (SiblingObject *)self;
+    return PyUnicode_FromFormat("<betterall sibling %R of %R>", s->target->name,
+                                s->waiter->name);
+}
+
+static int
+sibling_traverse(SiblingObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(Py_TYPE(self));
+    Py_VISIT(self->waiter);
+    Py_VISIT(self->target);
+    Py_VISIT(self->callbacks);
+    Py_VISIT(self->cancel_msg);
+    return 0;
+}
+
+static int
+sibling_clear(SiblingObject *self)
+{
+    Py_CLEAR(self->waiter);
+    Py_CLEAR(self->target);
+    Py_CLEAR(self->callbacks);
+    Py_CLEAR(self->cancel_msg);
+    return 0;
+}
+
+static void
+sibling_dealloc(SiblingObject *self)
+{
+    PyTypeObject *tp = Py_TYPE(self);
+    PyObject_GC_UnTrack(self);
+    if (self->weakreflist != NULL) {
+        PyObject_ClearWeakRefs((PyObject *)self);
+    }
+    (void)sibling_clear(self);
+    tp->tp_free((PyObject *)self);
+    Py_DECREF(tp);
+}
+
+static PyMethodDef sibling_methods[] = {
+    {"send", (PyCFunction)sibling_send, METH_O, NULL},
+    {"throw", (PyCFunction)(void (*)(void))sibling_throw, METH_FASTCALL, NULL},
+    {"close", (PyCFunction)sibling_close, METH_NOARGS, NULL},
+    {"done", (PyCFunction)sibling_done, METH_NOARGS, "True once the sibling finished."},
+    {"cancelled", (PyCFunction)sibling_cancelled, METH_NOARGS,
+     "True if this wait was cancelled."},
+    {"result", (PyCFunction)sibling_result, METH_NOARGS, "The sibling's result."},
+    {"exception", (PyCFunction)sibling_exception, METH_NOARGS,
+     "The sibling's exception, or None."},
+    {"add_done_callback", (PyCFunction)(void (*)(void))sibling_add_done_callback,
+     METH_FASTCALL | METH_KEYWORDS, NULL},
+    {"remove_done_callback", (PyCFunction)sibling_remove_done_callback, METH_O, NULL},
+    {"cancel", (PyCFunction)(void (*)(void))sibling_cancel, METH_FASTCALL | METH_KEYWORDS,
+     "Withdraw this wait (the sibling itself keeps running)."},
+    {"get_loop", (PyCFunction)sibling_get_loop, METH_NOARGS, NULL},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef sibling_getset[] = {
+    {"_asyncio_future_blocking", sibling_get_blocking, sibling_set_blocking, NULL, NULL},
+    {NULL},
+};
+
+static PyMemberDef sibling_members[] = {
+    {"__weaklistoffset__", Py_T_PYSSIZET, offsetof(SiblingObject, weakreflist), Py_READONLY},
+    {NULL},
+};
+
+static PyType_Slot sibling_slots[] = {
+    {Py_tp_doc, "The awaitable self.<name>: the result of a sibling task."},
+    {Py_tp_dealloc, sibling_dealloc},
+    {Py_tp_traverse, sibling_traverse},
+    {Py_tp_clear, sibling_clear},
+    {Py_tp_methods, sibling_methods},
+    {Py_tp_getset, sibling_getset},
+    {Py_tp_members, sibling_members},
+    {Py_tp_repr, sibling_repr},
+    {Py_tp_iter, sibling_await},
+    {Py_tp_iternext, sibling_iternext},
+    {Py_am_await, sibling_await},
+    {Py_am_send, sibling_am_send},
+    {0, NULL},
+};
+
+static PyType_Spec sibling_spec = {
+    .name = "betterall._cengine.Sibling",
+    .basicsize = sizeof(SiblingObject),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_IMMUTABLETYPE |
+             Py_TPFLAGS_DISALLOW_INSTANTIATION,
+    .slots = sibling_slots,
+};

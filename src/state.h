@@ -1,0 +1,250 @@
+/* Module state, object layouts and small helpers shared by every part of
+ * the engine.
+ *
+ * There is no static mutable state: everything the engine caches (asyncio
+ * functions, betterall's Python classes, interned strings) lives in the
+ * module state, and every object keeps a pointer to it (through its graph),
+ * so no hot path or dealloc looks the module up.
+ */
+#ifndef BETTERALL_STATE_H
+#define BETTERALL_STATE_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stddef.h>
+
+#if PY_VERSION_HEX < 0x030C0000
+#  include <structmember.h>
+#  define Py_T_PYSSIZET T_PYSSIZET
+#  define Py_READONLY READONLY
+#endif
+
+#if PY_VERSION_HEX >= 0x030C0000
+#  define BA_HAVE_SWAP_CURRENT_TASK 1
+#else
+#  define BA_HAVE_SWAP_CURRENT_TASK 0
+#endif
+
+/* Modes of a graph. */
+enum { MODE_ALL = 0, MODE_SETTLED = 1, MODE_FLOW = 2 };
+
+/* Node states. */
+enum { NODE_PENDING = 0, NODE_RUNNING = 1, NODE_DONE = 2 };
+
+/* Node statuses (meaningful once DONE). */
+enum {
+    ST_NONE = 0,
+    ST_FULFILLED,
+    ST_REJECTED,
+    ST_CANCELLED,
+    ST_ENDED,
+};
+
+/* Sibling awaitable states. */
+enum {
+    SIB_INIT = 0,   /* not registered anywhere */
+    SIB_BLOCKED,    /* registered in target->waiters: the target runs */
+    SIB_DONE,       /* the target finished: the outcome is the target's */
+    SIB_CANCELLED,  /* the wait was cancelled (not the target) */
+};
+
+typedef struct {
+    PyTypeObject *GraphType;
+    PyTypeObject *NodeType;
+    PyTypeObject *ContextType;
+    PyTypeObject *SiblingType;
+
+    /* asyncio */
+    PyObject *get_running_loop;
+    PyObject *swap_current_task; /* 3.12+ */
+    PyObject *enter_task;        /* 3.11 */
+    PyObject *leave_task;        /* 3.11 */
+    PyObject *current_task;      /* 3.11 */
+    PyObject *CancelledError;
+    PyObject *InvalidStateError;
+
+    /* betterall's Python side */
+    PyObject *FlowEnd;
+    PyObject *CycleError;
+    PyObject *UnknownTaskError;
+    PyObject *Settled;
+    PyObject *Signal;
+    PyObject *InTask;
+    PyObject *prepare;
+    PyObject *check_timeout;
+    PyObject *check_debug;
+    PyObject *in_task_coroutine;
+    PyObject *trace_from_rows;
+    PyObject *report;
+    PyObject *monotonic;
+
+    /* interned strings */
+    PyObject *s_add_done_callback;
+    PyObject *s_remove_done_callback;
+    PyObject *s_call_soon;
+    PyObject *s_call_later;
+    PyObject *s_create_future;
+    PyObject *s_set_result;
+    PyObject *s_done;
+    PyObject *s_result;
+    PyObject *s_cancel;
+    PyObject *s_throw;
+    PyObject *s_blocking; /* "_asyncio_future_blocking" */
+    PyObject *s_abort;    /* "_abort" */
+    PyObject *s_for_name;
+    PyObject *s_value;
+    PyObject *s_fulfilled;
+    PyObject *s_rejected;
+    PyObject *s_cancelled;
+    PyObject *s_ended;
+    PyObject *s_gi_code;
+    PyObject *s_co_flags;
+    PyObject *kw_context; /* ("context",) */
+} mod_state;
+
+typedef struct GraphObject GraphObject;
+typedef struct NodeObject NodeObject;
+
+struct NodeObject {
+    PyObject_HEAD
+    GraphObject *graph;     /* strong */
+    PyObject *name;         /* str */
+    PyObject *fn;           /* the task function */
+    PyObject *coro;         /* the iterator the engine steps, or NULL */
+    PyObject *context;      /* contextvars.Context, a copy of the caller's */
+    PyObject *result;       /* value once fulfilled */
+    PyObject *error;        /* exception once rejected */
+    PyObject *fut_waiter;   /* the outside future it waits on, or NULL */
+    PyObject *parked;       /* the SiblingObject it is parked on, or NULL */
+    PyObject *waiters;      /* list of SiblingObject blocked on it, or NULL */
+    PyObject *blocked_on;   /* list of its own SiblingObject waits, or NULL */
+    PyObject *callbacks;    /* list of (fn, context) for add_done_callback */
+    PyObject *proxy;        /* its ContextObject (self), made on demand */
+    PyObject *wakeup;       /* bound builtin used as a done callback */
+    PyObject *cancel_msg;
+    PyObject *resume_exc;   /* exception to throw in at the next step */
+    PyObject *deps;         /* tracing: list of sibling names, or NULL */
+    PyObject *waits;        /* tracing: list of (start, end), or NULL */
+    PyObject *weakreflist;
+    double t_start, t_end;
+    int state;
+    int status;
+    int wants_ctx;
+    int in_task;
+    int must_cancel;
+    int num_cancels_requested;
+    int cancelled_by_graph;
+    int timed_out;
+    int ended;
+    int queued;
+    int visit;              /* cycle search mark */
+};
+
+struct GraphObject {
+    PyObject_HEAD
+    mod_state *state;
+    int mode;
+    int started;
+    int decided;
+    int finished;      /* the result was handed out (or raised) */
+    int draining;
+    int has_timeout;
+    double timeout;
+    Py_ssize_t n;
+    Py_ssize_t remaining; /* nodes not DONE */
+    NodeObject **nodes;   /* n strong references, mapping order */
+    PyObject *names;      /* dict: name -> node */
+    PyObject *loop;
+    PyObject *signal;     /* Signal, made on demand */
+    PyObject *abort_reason;
+    PyObject *error;      /* the outcome's error (all, flow) */
+    PyObject *end_value;  /* flow */
+    PyObject *caller_exc; /* CancelledError thrown into the caller */
+    PyObject *done_fut;   /* the future the caller waits on */
+    PyObject *timer;      /* TimerHandle of timeout=, or NULL */
+    PyObject *report;     /* debug: True or a callable, or NULL */
+    PyObject *cb_context; /* context for the engine's loop callbacks */
+    PyObject *drain_cb;   /* bound builtin: drain from a loop callback */
+    PyObject *weakreflist;
+    NodeObject **ready;   /* ready queue (borrowed: nodes owns them) */
+    Py_ssize_t ready_head, ready_len, ready_cap;
+    double t_start, t_end;
+    int visit_epoch;
+};
+
+typedef struct {
+    PyObject_HEAD
+    NodeObject *node; /* strong */
+    PyObject *weakreflist;
+} ContextObject;
+
+typedef struct {
+    PyObject_HEAD
+    NodeObject *waiter;   /* strong: whose `self` made it */
+    NodeObject *target;   /* strong: the sibling awaited */
+    PyObject *callbacks;  /* list of (fn, context): foreign awaiters */
+    PyObject *cancel_msg;
+    PyObject *weakreflist;
+    double t_wait;
+    int state;
+    int blocking;         /* _asyncio_future_blocking */
+    int parked;           /* the engine parked the waiter on it */
+} SiblingObject;
+
+/* -- small helpers -------------------------------------------------------- */
+
+/* Fetch the raised exception (normalised), leaving none set. */
+static inline PyObject *
+ba_fetch_exc(void)
+{
+#if PY_VERSION_HEX >= 0x030C0000
+    return PyErr_GetRaisedException();
+#else
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    if (type == NULL) {
+        return NULL;
+    }
+    PyErr_NormalizeException(&type, &value, &tb);
+    if (tb != NULL && value != NULL) {
+        PyException_SetTraceback(value, tb);
+    }
+    Py_XDECREF(type);
+    Py_XDECREF(tb);
+    return value;
+#endif
+}
+
+/* Raise `exc` (an exception instance) itself; steals no reference. */
+static inline void
+ba_raise(PyObject *exc)
+{
+    PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
+}
+
+/* Restore an exception fetched with ba_fetch_exc (steals it). */
+static inline void
+ba_restore_exc(PyObject *exc)
+{
+#if PY_VERSION_HEX >= 0x030C0000
+    PyErr_SetRaisedException(exc);
+#else
+    PyObject *tb = PyException_GetTraceback(exc);
+    PyErr_Restore((PyObject *)Py_NewRef(Py_TYPE(exc)), exc, tb);
+#endif
+}
+
+static inline double
+ba_now(mod_state *st)
+{
+    PyObject *t = PyObject_CallNoArgs(st->monotonic);
+    if (t == NULL) {
+        PyErr_Clear();
+        return 0.0;
+    }
+    double v = PyFloat_AsDouble(t);
+    Py_DECREF(t);
+    return v;
+}
+
+#endif /* BETTERALL_STATE_H */
