@@ -1,0 +1,893 @@
+"""Tests that prove the C engine's design (issue 3); they run only for the C engine.
+
+The public contract (API.md) is tested for every engine elsewhere.  Here we check
+what makes the C engine fast and sound, with instruments that count what the
+event loop is asked for:
+
+- a graph task that finishes without suspending creates no ``asyncio.Task`` and
+  schedules no loop callback, and such a graph returns from ``await`` without the
+  caller suspending;
+- waits between siblings never go through the loop (the count of loop callbacks
+  does not grow with the length of a chain of sibling waits);
+- the ready queue is a loop: chains of 100k tasks neither recurse nor crash;
+- while a node runs it is asyncio's current task (a native object, not an
+  ``asyncio.Task``), and the outer current task is restored on every path;
+- the extension uses multi-phase init (it can be imported twice, side by side);
+- the graph, nodes, contexts and sibling awaitables are collected (GC support,
+  no reference leaks), also in a 20k-call leak loop run in a subprocess.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterator
+import contextlib
+import gc
+import importlib
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from typing import Any
+import weakref
+
+import pytest
+
+import betterall
+
+ENGINES = betterall._engines()
+if "c" not in ENGINES:
+    pytest.skip("the C engine is not built here", allow_module_level=True)
+
+C = ENGINES["c"]
+
+_TASK_TYPES: tuple[type, ...] = tuple(
+    t for t in (asyncio.Task, getattr(asyncio.tasks, "_PyTask", None)) if t is not None
+)
+
+
+# -- instruments ---------------------------------------------------------------
+
+
+class LoopCalls:
+    """Counts loop.call_soon / call_later / call_at on one running loop instance.
+
+    The loop's methods are replaced on the instance by wrappers that count and
+    delegate, so calls made by asyncio's C Future/Task (which look the method up
+    on the loop object) are counted too.  ``call_later`` calls ``call_at``
+    internally, so one call_later counts in both.
+    """
+
+    METHODS = ("call_soon", "call_later", "call_at")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.counts = dict.fromkeys(self.METHODS, 0)
+        self.callbacks: list[str] = []
+        self._saved: dict[str, Any] = {}
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    def _wrap(self, name: str, original: Callable[..., Any]) -> Callable[..., Any]:
+        def counting(*args: Any, **kwargs: Any) -> Any:
+            self.counts[name] += 1
+            callback = args[1] if name in ("call_later", "call_at") else args[0]
+            self.callbacks.append(f"{name}({callback!r})")
+            return original(*args, **kwargs)
+
+        return counting
+
+    def __enter__(self) -> LoopCalls:
+        missing = object()
+        for name in self.METHODS:
+            self._saved[name] = self.loop.__dict__.get(name, missing)
+            setattr(self.loop, name, self._wrap(name, getattr(self.loop, name)))
+        self._missing = missing
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for name, saved in self._saved.items():
+            if saved is self._missing:
+                delattr(self.loop, name)
+            else:
+                setattr(self.loop, name, saved)
+
+
+@contextlib.contextmanager
+def counting_task_factory(loop: asyncio.AbstractEventLoop) -> Iterator[list[Any]]:
+    """Installs a task factory that records every task it is asked for."""
+    created: list[Any] = []
+    previous = loop.get_task_factory()
+
+    def factory(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> Any:
+        created.append(coro)
+        if previous is not None:
+            return previous(loop, coro, **kwargs)
+        return asyncio.Task(coro, loop=loop, **kwargs)
+
+    loop.set_task_factory(factory)
+    try:
+        yield created
+    finally:
+        loop.set_task_factory(previous)
+
+
+def sync_async_graph(n: int) -> tuple[dict[str, Callable[..., Any]], dict[str, int]]:
+    """n async tasks that all finish without suspending; some await earlier siblings.
+
+    Returns the graph and the expected results.
+    """
+    tasks: dict[str, Callable[..., Any]] = {}
+    expected: dict[str, int] = {}
+
+    def leaf(i: int) -> Callable[..., Any]:
+        async def task(self: Any) -> int:
+            return i
+
+        return task
+
+    def by_attribute(dep: str, i: int) -> Callable[..., Any]:
+        async def task(self: Any) -> int:
+            return await getattr(self, dep) + i
+
+        return task
+
+    def by_item_twice(dep1: str, dep2: str) -> Callable[..., Any]:
+        async def task(self: Any) -> int:
+            return await self[dep1] + await self[dep2] + await self[dep1]
+
+        return task
+
+    def no_argument(i: int) -> Callable[..., Any]:
+        async def task() -> int:
+            return -i
+
+        return task
+
+    for i in range(n):
+        name = f"t{i}"
+        if i % 4 == 0 or i < 2:
+            tasks[name], expected[name] = leaf(i), i
+        elif i % 4 == 1:
+            dep = f"t{i - 1}"
+            tasks[name], expected[name] = by_attribute(dep, i), expected[dep] + i
+        elif i % 4 == 2:
+            d1, d2 = f"t{i - 1}", f"t{i // 2}"
+            tasks[name] = by_item_twice(d1, d2)
+            expected[name] = 2 * expected[d1] + expected[d2]
+        else:
+            tasks[name], expected[name] = no_argument(i), -i
+    return tasks, expected
+
+
+def reverse_chain(n: int, last: Callable[..., Any]) -> dict[str, Callable[..., Any]]:
+    """t0 awaits t1, t1 awaits t2, ... each task awaits one declared after it."""
+
+    def link(nxt: str) -> Callable[..., Any]:
+        async def task(self: Any) -> int:
+            return await self[nxt] + 1
+
+        return task
+
+    tasks = {f"t{i}": link(f"t{i + 1}") for i in range(n - 1)}
+    tasks[f"t{n - 1}"] = last
+    return tasks
+
+
+def forward_chain(n: int, first: Callable[..., Any]) -> dict[str, Callable[..., Any]]:
+    """t1 awaits t0, t2 awaits t1, ... each task awaits the one declared before it."""
+
+    def link(prev: str) -> Callable[..., Any]:
+        async def task(self: Any) -> int:
+            return await self[prev] + 1
+
+        return task
+
+    tasks = {"t0": first}
+    tasks.update({f"t{i}": link(f"t{i - 1}") for i in range(1, n)})
+    return tasks
+
+
+async def zero_after_bare_yield(self: Any) -> int:
+    await asyncio.sleep(0)
+    return 0
+
+
+# -- 1. tasks that never suspend cost no event-loop work --------------------------
+
+
+@pytest.mark.parametrize("entry", ["all", "all_settled", "flow", "flow_end"])
+async def test_non_suspending_graph_creates_no_task_and_schedules_nothing(entry):
+    """1000 async tasks that never suspend: no asyncio.Task, no loop callback, no caller suspension."""
+    loop = asyncio.get_running_loop()
+    tasks, expected = sync_async_graph(1000)
+    if entry == "flow_end":
+
+        async def ender(self: Any) -> None:
+            self._end(await self.t999 + await self.t0)
+
+        tasks["end"] = ender
+    probe: list[str] = []
+    loop.call_soon(probe.append, "probe")
+    tasks_before = len(asyncio.all_tasks())
+    with counting_task_factory(loop) as created, LoopCalls(loop) as calls:
+        if entry == "all":
+            result = await C.all(tasks)
+        elif entry == "all_settled":
+            result = await C.all_settled(tasks)
+        else:
+            result = await C.flow(tasks)
+        probe_ran_during_call = list(probe)
+        tasks_after = len(asyncio.all_tasks())
+    assert probe_ran_during_call == [], "the caller suspended during the await"
+    assert created == [], f"{len(created)} asyncio tasks were created"
+    assert calls.total == 0, f"loop callbacks scheduled: {calls.counts} {calls.callbacks[:5]}"
+    assert tasks_after == tasks_before
+    if entry == "all":
+        assert result == expected
+        assert list(result) == list(expected)
+    elif entry == "all_settled":
+        assert result == {k: betterall.Settled.fulfilled(v) for k, v in expected.items()}
+    elif entry == "flow":
+        assert result is None
+    else:
+        assert result == expected["t999"] + expected["t0"]
+    # The probe is real: it runs as soon as the caller yields to the loop.
+    await asyncio.sleep(0)
+    assert probe == ["probe"]
+
+
+async def test_sync_tasks_create_no_task_and_schedule_nothing():
+    """1000 synchronous tasks (functions returning values) cost no loop work either."""
+    loop = asyncio.get_running_loop()
+
+    def make(i: int) -> Callable[..., Any]:
+        return (lambda: i) if i % 2 else (lambda self: i)
+
+    tasks = {f"s{i}": make(i) for i in range(1000)}
+    probe: list[str] = []
+    loop.call_soon(probe.append, "probe")
+    with counting_task_factory(loop) as created, LoopCalls(loop) as calls:
+        result = await C.all(tasks)
+        probe_ran_during_call = list(probe)
+    assert probe_ran_during_call == [], "the caller suspended during the await"
+    assert created == []
+    assert calls.total == 0, f"loop callbacks scheduled: {calls.counts} {calls.callbacks[:5]}"
+    assert result == {f"s{i}": i for i in range(1000)}
+    await asyncio.sleep(0)
+    assert probe == ["probe"]
+
+
+async def test_failure_at_start_raises_without_loop_work():
+    """A graph decided by a failure during its start raises without any loop work."""
+    loop = asyncio.get_running_loop()
+    tasks, _ = sync_async_graph(500)
+    started_late: list[str] = []
+
+    async def fails(self: Any) -> None:
+        await self.t10
+        raise ValueError("boom")
+
+    async def late(self: Any) -> None:
+        started_late.append(self._name)
+
+    tasks["fails"] = fails
+    tasks.update({f"late{i}": late for i in range(10)})
+    probe: list[str] = []
+    loop.call_soon(probe.append, "probe")
+    with counting_task_factory(loop) as created, LoopCalls(loop) as calls:
+        with pytest.raises(ValueError, match="boom"):
+            await C.all(tasks)
+        probe_ran_during_call = list(probe)
+    assert probe_ran_during_call == [], "the caller suspended during the await"
+    assert created == []
+    assert calls.total == 0, f"loop callbacks scheduled: {calls.counts} {calls.callbacks[:5]}"
+    assert started_late == []
+    await asyncio.sleep(0)
+    assert probe == ["probe"]
+
+
+# -- 2. sibling waits never go through the loop ----------------------------------
+
+
+async def _count_reverse_chain(n: int, last_kind: str) -> tuple[dict[str, int], Any]:
+    loop = asyncio.get_running_loop()
+    if last_kind == "sleep0":
+        last = zero_after_bare_yield
+    else:
+        fut = loop.create_future()
+        # Scheduled before counting starts: resolves the future on the next iteration.
+        loop.call_soon(fut.set_result, 0)
+
+        async def last(self: Any) -> int:
+            return await fut
+
+    tasks = reverse_chain(n, last)
+    with counting_task_factory(loop) as created, LoopCalls(loop) as calls:
+        result = await C.all(tasks)
+    assert created == []
+    return dict(calls.counts), result
+
+
+@pytest.mark.parametrize("last_kind", ["sleep0", "future"])
+async def test_reverse_chain_sibling_waits_schedule_no_loop_callback(last_kind):
+    """Chain waits (task i awaits i+1, declared later) add no loop callbacks: counts do not grow with N."""
+    counts_100, result_100 = await _count_reverse_chain(100, last_kind)
+    counts_1000, result_1000 = await _count_reverse_chain(1000, last_kind)
+    assert result_100 == {f"t{i}": 99 - i for i in range(100)}
+    assert result_1000 == {f"t{i}": 999 - i for i in range(1000)}
+    assert counts_100 == counts_1000, f"N=100: {counts_100}, N=1000: {counts_1000}"
+    assert sum(counts_1000.values()) <= 4, f"too many loop callbacks: {counts_1000}"
+
+
+async def test_forward_chain_with_suspending_head_schedules_no_loop_callback_per_wait():
+    """Each task awaits the previous one, the first suspends: callbacks do not grow with N."""
+    loop = asyncio.get_running_loop()
+    counts = {}
+    for n in (100, 1000):
+        with counting_task_factory(loop) as created, LoopCalls(loop) as calls:
+            result = await C.all(forward_chain(n, zero_after_bare_yield))
+        assert created == []
+        assert result == {f"t{i}": i for i in range(n)}
+        counts[n] = dict(calls.counts)
+    assert counts[100] == counts[1000], counts
+    assert sum(counts[1000].values()) <= 4, counts
+
+
+async def test_fan_in_on_a_suspending_sibling_schedules_no_callback_per_waiter():
+    """1000 tasks parked on one suspending sibling are resumed without loop callbacks."""
+    loop = asyncio.get_running_loop()
+    counts = {}
+
+    async def waiter(self: Any) -> int:
+        return await self.root + 1
+
+    for n in (100, 1000):
+        tasks: dict[str, Callable[..., Any]] = {f"w{i}": waiter for i in range(n)}
+        tasks["root"] = zero_after_bare_yield
+        with counting_task_factory(loop) as created, LoopCalls(loop) as calls:
+            result = await C.all(tasks)
+        assert created == []
+        assert result == {**{f"w{i}": 1 for i in range(n)}, "root": 0}
+        counts[n] = dict(calls.counts)
+    assert counts[100] == counts[1000], counts
+    assert sum(counts[1000].values()) <= 4, counts
+
+
+# -- 3. the ready queue is a loop, not recursion ------------------------------------
+
+
+async def test_reverse_chain_of_100k_tasks_resumed_after_suspension():
+    """100k tasks, each awaiting the next; the last suspends once: no RecursionError, right results."""
+    n = 100_000
+    result = await C.all(reverse_chain(n, zero_after_bare_yield))
+    assert len(result) == n
+    assert result["t0"] == n - 1
+    assert result[f"t{n - 1}"] == 0
+
+
+async def test_reverse_chain_of_100k_tasks_resolved_during_start():
+    """100k tasks, each awaiting the next; the last finishes at once: the start drains the queue."""
+    n = 100_000
+
+    async def last(self: Any) -> int:
+        return 0
+
+    result = await C.all(reverse_chain(n, last))
+    assert len(result) == n
+    assert result["t0"] == n - 1
+
+
+async def test_dependency_ordered_chain_of_100k_tasks():
+    """100k tasks, each awaiting the previous one (already finished): no recursion."""
+    n = 100_000
+
+    async def first(self: Any) -> int:
+        return 0
+
+    result = await C.all(forward_chain(n, first))
+    assert result[f"t{n - 1}"] == n - 1
+
+
+async def test_dependency_ordered_chain_of_100k_tasks_with_suspending_head():
+    """100k tasks, each parked on the previous one until the first resumes: no recursion."""
+    n = 100_000
+    result = await C.all(forward_chain(n, zero_after_bare_yield))
+    assert result[f"t{n - 1}"] == n - 1
+
+
+async def test_failure_through_100k_chain_propagates_without_recursion():
+    """A failure at the end of a 100k reverse chain reaches every waiter without recursion."""
+    n = 100_000
+
+    async def last(self: Any) -> int:
+        await asyncio.sleep(0)
+        raise ValueError("end of chain")
+
+    with pytest.raises(ValueError, match="end of chain"):
+        await C.all(reverse_chain(n, last))
+    settled = await C.all_settled(reverse_chain(n, last))
+    assert all(s.status == "rejected" for s in settled.values())
+    assert isinstance(settled["t0"].reason, ValueError)
+
+
+# -- 4. the node is the current task while it runs ----------------------------------
+
+
+async def test_current_task_inside_a_node_is_the_native_node():
+    """Inside a task current_task() is the node: not an asyncio.Task, named, stable across awaits."""
+    loop = asyncio.get_running_loop()
+    outer = asyncio.current_task()
+    gate = loop.create_future()
+    seen: dict[str, Any] = {}
+    outside: dict[str, Any] = {}
+
+    async def a(self: Any) -> str:
+        me = asyncio.current_task()
+        seen["a0"] = me
+        seen["a_in_all_tasks"] = me in asyncio.all_tasks()
+        await self.b  # parked on a pending sibling, resumed from the ready queue
+        seen["a1"] = asyncio.current_task()
+        await gate  # a future outside the graph, resumed by a loop callback
+        seen["a2"] = asyncio.current_task()
+        await asyncio.sleep(0)  # a bare yield
+        seen["a3"] = asyncio.current_task()
+        return me.get_name()
+
+    async def b(self: Any) -> int:
+        seen["b0"] = asyncio.current_task()
+        await asyncio.sleep(0)
+        seen["b1"] = asyncio.current_task()
+        return 1
+
+    async def watcher() -> None:
+        me = asyncio.current_task()
+        # Runs while the graph is suspended: the current task is this plain task.
+        outside["watcher_sees_itself"] = asyncio.current_task() is me
+        loop.call_soon(
+            lambda: outside.setdefault("in_callback", asyncio.current_task(loop))
+        )
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        outside["watcher_sees_itself_later"] = asyncio.current_task() is me
+        gate.set_result(None)
+
+    watch = asyncio.create_task(watcher())
+    result = await C.all({"a": a, "b": b})
+    assert asyncio.current_task() is outer
+    await watch
+    assert asyncio.current_task() is outer
+
+    assert result == {"a": "a", "b": 1}
+    node_a, node_b = seen["a0"], seen["b0"]
+    for node, name in ((node_a, "a"), (node_b, "b")):
+        assert node is not None
+        assert not isinstance(node, _TASK_TYPES), type(node)
+        assert node is not outer
+        assert node.get_name() == name
+    assert seen["a_in_all_tasks"] is False
+    assert node_a not in asyncio.all_tasks()
+    assert node_a is not node_b
+    assert seen["a1"] is node_a and seen["a2"] is node_a and seen["a3"] is node_a
+    assert seen["b1"] is node_b
+    assert outside == {
+        "watcher_sees_itself": True,
+        "in_callback": None,
+        "watcher_sees_itself_later": True,
+    }
+
+
+async def test_current_task_inside_sync_task_is_the_node():
+    """A synchronous task also runs with its node as the current task."""
+    outer = asyncio.current_task()
+    seen: dict[str, Any] = {}
+
+    def sync(self: Any) -> int:
+        seen["node"] = asyncio.current_task()
+        return 1
+
+    await C.all({"sync": sync})
+    assert seen["node"] is not outer
+    assert not isinstance(seen["node"], _TASK_TYPES)
+    assert seen["node"].get_name() == "sync"
+    assert asyncio.current_task() is outer
+
+
+def _failing_graphs() -> dict[str, tuple[dict[str, Any], type[BaseException]]]:
+    async def boom(self: Any) -> None:
+        raise ValueError("boom")
+
+    async def late_boom(self: Any) -> None:
+        await asyncio.sleep(0)
+        raise ValueError("late")
+
+    async def cyc_a(self: Any) -> Any:
+        return await self.b
+
+    async def cyc_b(self: Any) -> Any:
+        await asyncio.sleep(0)
+        return await self.a
+
+    async def unknown(self: Any) -> Any:
+        return await self.nope
+
+    async def ender(self: Any) -> None:
+        self._end(1)
+
+    async def sleeper(self: Any) -> None:
+        await asyncio.sleep(10)
+
+    return {
+        "sync_failure": ({"a": boom, "s": sleeper}, ValueError),
+        "late_failure": ({"s": sleeper, "a": late_boom}, ValueError),
+        "cycle": ({"a": cyc_a, "b": cyc_b}, betterall.CycleError),
+        "unknown": ({"u": unknown}, betterall.UnknownTaskError),
+        "timeout0": ({"s": sleeper}, TimeoutError),
+        "flow_end": ({"s": sleeper, "e": ender}, type(None)),
+    }
+
+
+@pytest.mark.parametrize("kind", list(_failing_graphs()))
+async def test_outer_current_task_restored_after_every_outcome(kind):
+    """After failures, cycles, unknown names, timeouts and _end, the caller is current again."""
+    loop = asyncio.get_running_loop()
+    outer = asyncio.current_task()
+    tasks, error = _failing_graphs()[kind]
+    seen_in_callback: list[Any] = []
+    if kind == "flow_end":
+        assert await C.flow(tasks) == 1
+    elif kind == "timeout0":
+        with pytest.raises(TimeoutError):
+            await C.all(tasks, timeout=0)
+    else:
+        with pytest.raises(error):
+            await C.all(tasks)
+    assert asyncio.current_task() is outer
+    loop.call_soon(lambda: seen_in_callback.append(asyncio.current_task(loop)))
+    await asyncio.sleep(0)
+    assert seen_in_callback == [None]
+    assert asyncio.current_task() is outer
+
+
+# -- 5. multi-phase init: the extension can be imported twice ------------------------
+
+
+def test_cengine_can_be_reimported_and_both_modules_work():
+    """Re-importing betterall._cengine gives a distinct, working module with its own types."""
+    import betterall._cengine as old
+
+    saved_attr = betterall.__dict__.get("_cengine")
+    try:
+        del sys.modules["betterall._cengine"]
+        new = importlib.import_module("betterall._cengine")
+    finally:
+        sys.modules["betterall._cengine"] = old
+        if saved_attr is not None:
+            betterall._cengine = saved_attr
+    assert new is not old
+    assert new.all is not old.all
+
+    async def use(module: Any) -> tuple[Any, type, type]:
+        async def later(self: Any) -> int:
+            await asyncio.sleep(0)
+            return 2
+
+        async def cyc_a(self: Any) -> Any:
+            return await self.b
+
+        async def cyc_b(self: Any) -> Any:
+            return await self.a
+
+        async def ender(self: Any) -> None:
+            self._end(await self.later)
+
+        graph = module.all({"one": lambda: 1, "later": later})
+        graph_type = type(graph)
+        result = await graph
+        ctx_types: list[type] = []
+        settled = await module.all_settled(
+            {"x": lambda self: ctx_types.append(type(self)) or 3}
+        )
+        assert settled == {"x": betterall.Settled.fulfilled(3)}
+        with pytest.raises(betterall.CycleError):
+            await module.all({"a": cyc_a, "b": cyc_b})
+        assert await module.flow({"later": later, "e": ender}) == 2
+        return result, graph_type, ctx_types[0]
+
+    async def main() -> list[tuple[Any, type, type]]:
+        return [await use(old), await use(new), await use(old), await use(new)]
+
+    runs = asyncio.run(main(), debug=True)
+    for result, _, _ in runs:
+        assert result == {"one": 1, "later": 2}
+    (_, old_graph, old_ctx), (_, new_graph, new_ctx) = runs[0], runs[1]
+    assert old_graph is not new_graph, "both modules share one static Graph type"
+    assert old_ctx is not new_ctx, "both modules share one static Context type"
+
+    # Dropping the second module (and its state) leaves the first one intact.
+    del new, runs, new_graph, new_ctx
+    gc.collect()
+    assert asyncio.run(main_old_only(old), debug=True) == {"one": 1}
+
+
+async def main_old_only(module: Any) -> Any:
+    return await module.all({"one": lambda: 1})
+
+
+# -- 6. GC: graph objects die with the call ------------------------------------------
+
+_STASH: list[Any] = []
+
+
+def _weakrefs(objs: list[Any]) -> tuple[list[weakref.ref[Any]], list[type]]:
+    """Weak references to the objects that allow them, and the types that do not."""
+    refs, unweakrefable = [], []
+    for obj in objs:
+        try:
+            refs.append(weakref.ref(obj))
+        except TypeError:
+            unweakrefable.append(type(obj))
+    return refs, unweakrefable
+
+
+def _count_of(types: list[type]) -> dict[str, int]:
+    gc.collect()
+    wanted = tuple(set(types))
+    counts = dict.fromkeys((t.__qualname__ for t in wanted), 0)
+    for obj in gc.get_objects():
+        if type(obj) in wanted:
+            counts[type(obj).__qualname__] += 1
+    return counts
+
+
+async def _stashing_graph(fail: bool) -> None:
+    """A graph whose task stashes self, a sibling awaitable and its node in a global list."""
+
+    async def a(self: Any) -> Any:
+        _STASH.append(self)
+        _STASH.append(self.b)  # a sibling awaitable, never awaited
+        _STASH.append(asyncio.current_task())
+        value = await self.b
+
+        def again() -> Any:  # a closure cycle that holds self
+            return self, again
+
+        if fail:
+            raise ValueError(again)  # traceback -> frame -> self
+        return lambda: (self, value, again)  # the result holds self
+
+    async def b(self: Any) -> int:
+        await asyncio.sleep(0)
+        return 2
+
+    if fail:
+        try:
+            await C.all({"a": a, "b": b})
+        except ValueError:
+            pass
+        else:
+            raise AssertionError("the graph did not fail")
+    else:
+        result = await C.all({"a": a, "b": b})
+        assert result["a"]()[1] == 2
+
+
+@pytest.mark.parametrize("fail", [False, True], ids=["success", "failure"])
+async def test_context_sibling_and_node_die_after_the_call(fail):
+    """After a call, self, a stashed sibling awaitable and the node die once unreferenced."""
+    _STASH.clear()
+    await _stashing_graph(fail)
+    assert len(_STASH) == 3
+    refs, unweakrefable = _weakrefs(_STASH)
+    _STASH.clear()
+    gc.collect()
+    alive = [r() for r in refs if r() is not None]
+    assert not alive, f"still alive after gc.collect(): {alive!r}"
+    if unweakrefable:
+        # Fallback for types without weakref support: their population must not grow.
+        before = _count_of(unweakrefable)
+        for _ in range(200):
+            await _stashing_graph(fail)
+            _STASH.clear()
+        after = _count_of(unweakrefable)
+        assert after == before, f"live objects before: {before}, after 200 calls: {after}"
+
+
+async def test_engine_object_population_does_not_grow():
+    """200 graph calls leave no Graph, node, context or sibling awaitable behind."""
+    types: set[type] = set()
+
+    async def a(self: Any) -> Any:
+        types.add(type(self))
+        types.add(type(self.b))
+        types.add(type(asyncio.current_task()))
+        return await self.b
+
+    async def b(self: Any) -> int:
+        await asyncio.sleep(0)
+        return 1
+
+    graph = C.all({"a": a, "b": b})
+    types.add(type(graph))
+    await graph
+    del graph
+    types.discard(type(None))
+    before = _count_of(list(types))
+    for i in range(200):
+        if i % 2:
+            await C.all({"a": a, "b": b})
+        else:
+            await C.all_settled({"a": a, "b": b, "c": lambda: 1 / 0})
+    after = _count_of(list(types))
+    assert after == before, f"live objects before: {before}, after 200 calls: {after}"
+
+
+async def test_engine_objects_that_hold_references_are_gc_tracked():
+    """The graph, node, context and sibling awaitable are GC-tracked (they can be in cycles)."""
+    seen: dict[str, bool] = {}
+
+    async def a(self: Any) -> Any:
+        seen["context"] = gc.is_tracked(self)
+        seen["sibling awaitable"] = gc.is_tracked(self.b)
+        seen["node"] = gc.is_tracked(asyncio.current_task())
+        return await self.b
+
+    async def b(self: Any) -> int:
+        await asyncio.sleep(0)
+        return 1
+
+    graph = C.all({"a": a, "b": b})
+    seen["graph"] = gc.is_tracked(graph)
+    await graph
+    assert seen == dict.fromkeys(("graph", "context", "sibling awaitable", "node"), True)
+
+
+async def test_node_supports_weak_references_like_a_task():
+    """current_task() inside a node can key a WeakKeyDictionary, as anyio does with tasks."""
+    states: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
+
+    async def a(self: Any) -> str:
+        states[asyncio.current_task()] = "a-state"
+        await asyncio.sleep(0)
+        return states[asyncio.current_task()]
+
+    assert await C.all({"a": a}) == {"a": "a-state"}
+    gc.collect()
+    assert len(states) == 0
+
+
+# -- 7. leak loop in a subprocess -----------------------------------------------------
+
+LEAK_SCRIPT = textwrap.dedent(
+    """
+    import asyncio, gc, json, sys
+    import betterall
+
+    eng = betterall._engines()["c"]
+    CALLS, MARKS = 20_000, (2_000, 5_000, 20_000)
+
+    async def leaf(self):
+        return 1
+
+    async def slow(self):
+        await asyncio.sleep(0)
+        return 2
+
+    async def uses(self):
+        return await self.leaf + await self.slow + await self["leaf"]
+
+    async def boom(self):
+        await asyncio.sleep(0)
+        raise ValueError("boom")
+
+    async def waits_boom(self):
+        return await self.boom
+
+    async def sleeper(self):
+        await asyncio.sleep(10)
+
+    async def cyc_a(self):
+        return await self.b
+
+    async def cyc_b(self):
+        await asyncio.sleep(0)
+        return await self.a
+
+    async def unknown(self):
+        return await self.nope
+
+    async def ender(self):
+        await asyncio.sleep(0)
+        self._end(await self.leaf + 41)
+
+    SUCCESS = {"leaf": leaf, "slow": slow, "uses": uses,
+               "sync": lambda self: 3, "noarg": lambda: 4}
+    FAILURE = {"boom": boom, "w": waits_boom, "s": sleeper, "leaf": leaf}
+    SETTLED = {"boom": boom, "w": waits_boom, "leaf": leaf, "slow": slow}
+    CYCLE = {"a": cyc_a, "b": cyc_b, "leaf": leaf}
+    UNKNOWN = {"leaf": leaf, "u": unknown, "s": sleeper}
+    FLOW = {"leaf": leaf, "end": ender, "s": sleeper}
+    TIMEOUT = {"leaf": leaf, "s": sleeper, "slow": slow}
+    traces = []
+
+    async def one(i):
+        k = i % 8
+        if k == 0:
+            r = await eng.all(SUCCESS)
+            assert r == {"leaf": 1, "slow": 2, "uses": 4, "sync": 3, "noarg": 4}, r
+        elif k == 1:
+            try:
+                await eng.all(FAILURE)
+            except ValueError:
+                pass
+            else:
+                raise AssertionError("no failure")
+        elif k == 2:
+            try:
+                await eng.all(CYCLE)
+            except betterall.CycleError:
+                pass
+            else:
+                raise AssertionError("no cycle")
+        elif k == 3:
+            try:
+                await eng.all(UNKNOWN)
+            except betterall.UnknownTaskError:
+                pass
+            else:
+                raise AssertionError("no unknown-name error")
+        elif k == 4:
+            r = await eng.all_settled(SETTLED)
+            assert [s.status for s in r.values()] == [
+                "rejected", "rejected", "fulfilled", "fulfilled"], r
+        elif k == 5:
+            assert await eng.flow(FLOW) == 42
+        elif k == 6:
+            try:
+                await eng.all(TIMEOUT, timeout=0)
+            except TimeoutError:
+                pass
+            else:
+                raise AssertionError("no timeout")
+        else:
+            r = await eng.all(SUCCESS, debug=traces.append)
+            assert r["uses"] == 4
+            traces.clear()
+
+    async def main():
+        marks = {}
+        for i in range(1, CALLS + 1):
+            await one(i)
+            if i in MARKS:
+                gc.collect()
+                marks[i] = {"blocks": sys.getallocatedblocks(),
+                            "objects": len(gc.get_objects())}
+        assert asyncio.all_tasks() == {asyncio.current_task()}
+        return marks
+
+    print(json.dumps(asyncio.run(main())))
+    """
+)
+
+
+def test_no_leak_over_20000_mixed_graph_calls():
+    """20k mixed calls: allocated blocks and GC objects stay flat after warm-up."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONASYNCIODEBUG",)}
+    proc = subprocess.run(
+        [sys.executable, "-W", "error", "-c", LEAK_SCRIPT],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert proc.returncode == 0, f"leak script failed:\n{proc.stdout}\n{proc.stderr}"
+    assert proc.stderr == "", f"leak script wrote to stderr:\n{proc.stderr}"
+    marks = {int(k): v for k, v in json.loads(proc.stdout).items()}
+    blocks = marks[20_000]["blocks"] - marks[5_000]["blocks"]
+    objects = marks[20_000]["objects"] - marks[5_000]["objects"]
+    report = f"growth from call 5000 to 20000: {blocks} blocks, {objects} objects; marks {marks}"
+    assert blocks <= 2_000, report
+    assert objects <= 2_000, report
