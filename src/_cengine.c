@@ -209,9 +209,9 @@ module_free(void *module)
 
 static PyModuleDef_Slot module_slots[] = {
     {Py_mod_exec, module_exec},
-#if PY_VERSION_HEX >= 0x030C0000
-    {Py_mod_multiple_interpreters, Py_MOD_PER_INTERPRETER_GIL_SUPPORTED},
-#endif
+    /* No Py_mod_multiple_interpreters slot: the default (several
+     * interpreters sharing the GIL) is what the module state allows;
+     * a per-interpreter GIL is not claimed until it is tested. */
     {0, NULL},
 };
 
