@@ -3,7 +3,7 @@ file adds the C engine.
 
 Environment switches:
   BETTERALL_NO_EXTENSIONS=1  build without the C engine (pure Python only)
-  BETTERALL_SANITIZE=1       -fsanitize=address,undefined (see scripts/asan.sh)
+  BETTERALL_SANITIZE=1       -fsanitize=address,undefined (see scripts/sanitize.sh)
   BETTERALL_DEBUG_BUILD=1    -O0 -g3 with assertions on
 """
 

@@ -722,10 +722,33 @@ graph_clear(GraphObject *self)
     return 0;
 }
 
+/* A call that was never awaited ran nothing: say so, as Python does for a
+ * coroutine that is never awaited. */
+static void
+graph_finalize(PyObject *self)
+{
+    GraphObject *g = (GraphObject *)self;
+    if (g->started || g->n == 0) {
+        return;
+    }
+    PyObject *exc = ba_fetch_exc();
+    if (PyErr_WarnFormat(PyExc_RuntimeWarning, 1,
+                         "betterall.%s() was never awaited: its tasks never ran",
+                         mode_names[g->mode]) < 0) {
+        PyErr_WriteUnraisable(self);
+    }
+    if (exc != NULL) {
+        ba_restore_exc(exc);
+    }
+}
+
 static void
 graph_dealloc(GraphObject *self)
 {
     PyTypeObject *tp = Py_TYPE(self);
+    if (PyObject_CallFinalizerFromDealloc((PyObject *)self) < 0) {
+        return; /* resurrected by the warning machinery */
+    }
     PyObject_GC_UnTrack(self);
     if (self->weakreflist != NULL) {
         PyObject_ClearWeakRefs((PyObject *)self);
@@ -752,6 +775,7 @@ static PyMemberDef graph_members[] = {
 static PyType_Slot graph_slots[] = {
     {Py_tp_doc, "A running betterall call: await it for the result."},
     {Py_tp_dealloc, graph_dealloc},
+    {Py_tp_finalize, graph_finalize},
     {Py_tp_traverse, graph_traverse},
     {Py_tp_clear, graph_clear},
     {Py_tp_methods, graph_methods},

@@ -540,3 +540,13 @@ def test_the_call_is_a_coroutine_for_asyncio_run_and_create_task(ba, mode):
         {"a": ba.Settled.fulfilled(2)},
         None,
     )
+
+
+@pytest.mark.parametrize("mode", ["all", "all_settled", "flow"])
+def test_a_call_never_awaited_warns_and_runs_nothing(ba, mode):
+    """Forgetting `await` runs no task and warns, as a coroutine does."""
+    ran = []
+    with pytest.warns(RuntimeWarning, match="never awaited"):
+        getattr(ba, mode)({"a": lambda: ran.append(1)})
+        gc.collect()
+    assert ran == []
