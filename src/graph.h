@@ -26,8 +26,7 @@ graph_enqueue(GraphObject *g, NodeObject *node)
         if (q == NULL) {
             /* Out of memory: fall back to the loop for this one. */
             PyErr_Clear();
-            (void)node_resume_soon(node, NULL);
-            PyErr_Clear();
+            node_resume_soon_alone(node);
             return;
         }
         for (Py_ssize_t i = 0; i < g->ready_len; i++) {
@@ -70,11 +69,65 @@ graph_drain(GraphObject *g)
         }
     }
     g->draining = 0;
+    if (graph_swap_out(g) < 0) {
+        rc = -1;
+    }
     if (rc == 0 && g->remaining == 0) {
         rc = graph_complete(g);
     }
     Py_DECREF(g);
     return rc;
+}
+
+/* The loop callback that resumes every node that yielded to the loop
+ * (a bare yield) since it was scheduled. */
+static PyObject *
+graph_soon_cb(PyObject *self, PyObject *Py_UNUSED(arg))
+{
+    GraphObject *g = (GraphObject *)self;
+    Py_ssize_t n = g->soon_len;
+    g->soon_len = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        graph_enqueue(g, g->soon[i]);
+    }
+    if (graph_drain(g) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef graph_soon_def = {"_resume_soon", graph_soon_cb, METH_O, NULL};
+
+static int
+graph_push_soon(GraphObject *g, NodeObject *node)
+{
+    if (g->soon_len == g->soon_cap) {
+        Py_ssize_t cap = g->soon_cap ? 2 * g->soon_cap : 16;
+        NodeObject **q = PyMem_Realloc(g->soon, cap * sizeof(NodeObject *));
+        if (q == NULL) {
+            PyErr_Clear();
+            node_resume_soon_alone(node);
+            return 0;
+        }
+        g->soon = q;
+        g->soon_cap = cap;
+    }
+    g->soon[g->soon_len++] = node;
+    if (g->soon_len == 1) {
+        /* First of a batch: one loop callback resumes them all. */
+        if (g->soon_cb == NULL) {
+            g->soon_cb = PyCFunction_New(&graph_soon_def, (PyObject *)g);
+            if (g->soon_cb == NULL) {
+                g->soon_len--;
+                return -1;
+            }
+        }
+        if (call_soon(g, g->soon_cb, Py_None, NULL) < 0) {
+            g->soon_len--;
+            return -1;
+        }
+    }
+    return 0;
 }
 
 static PyObject *
@@ -113,6 +166,10 @@ graph_complete(GraphObject *g)
     if (g->report != NULL && g->t_end == 0.0) {
         g->t_end = ba_now(st);
     }
+    /* The callbacks below refer back to the graph: drop them now, so a
+     * finished call holds no reference cycle. */
+    Py_CLEAR(g->drain_cb);
+    Py_CLEAR(g->soon_cb);
     if (g->timer != NULL) {
         PyObject *r = PyObject_CallMethod(g->timer, "cancel", NULL);
         Py_CLEAR(g->timer);
@@ -396,7 +453,11 @@ graph_result(GraphObject *g)
     if (g->mode == MODE_FLOW) {
         return Py_NewRef(g->end_value ? g->end_value : Py_None);
     }
-    PyObject *out = PyDict_New();
+    /* Our private copy of the caller's dict already has every key in
+     * order: only the values change, with no resizing.  Otherwise a new
+     * dict. */
+    PyObject *out = g->tasks != NULL ? g->tasks : PyDict_New();
+    g->tasks = NULL;
     if (out == NULL) {
         return NULL;
     }
@@ -463,10 +524,12 @@ graph_start(GraphObject *g)
         }
         if (node_step(node) < 0) {
             g->draining = 0;
+            (void)graph_swap_out(g);
             return -1;
         }
     }
     g->draining = 0;
+    /* The drain continues the batch of current-task swaps and ends it. */
     return graph_drain(g);
 }
 
@@ -679,6 +742,7 @@ graph_traverse(GraphObject *self, visitproc visit, void *arg)
         Py_VISIT(self->nodes[i]);
     }
     Py_VISIT(self->names);
+    Py_VISIT(self->tasks);
     Py_VISIT(self->loop);
     Py_VISIT(self->signal);
     Py_VISIT(self->abort_reason);
@@ -690,6 +754,8 @@ graph_traverse(GraphObject *self, visitproc visit, void *arg)
     Py_VISIT(self->report);
     Py_VISIT(self->cb_context);
     Py_VISIT(self->drain_cb);
+    Py_VISIT(self->soon_cb);
+    Py_VISIT(self->outer);
     return 0;
 }
 
@@ -697,17 +763,29 @@ static int
 graph_clear(GraphObject *self)
 {
     self->ready_len = 0;
+    self->soon_len = 0;
+    self->current = NULL;
     if (self->nodes != NULL) {
         Py_ssize_t n = self->n;
         NodeObject **nodes = self->nodes;
         self->nodes = NULL;
         self->n = 0;
         for (Py_ssize_t i = 0; i < n; i++) {
-            Py_XDECREF(nodes[i]);
+            NodeObject *node = nodes[i];
+            /* Detach: a node that outlives its graph (kept by user code)
+             * sees graph == NULL.  From now on nothing keeps the node in a
+             * reference cycle with the graph, so let the collector see it
+             * (it was left untracked while the graph ran, for speed). */
+            node->graph = NULL;
+            if (!PyObject_GC_IsTracked((PyObject *)node)) {
+                PyObject_GC_Track(node);
+            }
+            Py_DECREF(node);
         }
         PyMem_Free(nodes);
     }
     Py_CLEAR(self->names);
+    Py_CLEAR(self->tasks);
     Py_CLEAR(self->loop);
     Py_CLEAR(self->signal);
     Py_CLEAR(self->abort_reason);
@@ -719,6 +797,8 @@ graph_clear(GraphObject *self)
     Py_CLEAR(self->report);
     Py_CLEAR(self->cb_context);
     Py_CLEAR(self->drain_cb);
+    Py_CLEAR(self->soon_cb);
+    Py_CLEAR(self->outer);
     return 0;
 }
 
@@ -756,6 +836,8 @@ graph_dealloc(GraphObject *self)
     (void)graph_clear(self);
     PyMem_Free(self->ready);
     self->ready = NULL;
+    PyMem_Free(self->soon);
+    self->soon = NULL;
     tp->tp_free((PyObject *)self);
     Py_DECREF(tp);
 }
@@ -832,19 +914,41 @@ graph_add_node(GraphObject *g, PyObject *name, PyObject *fn, int wants_ctx, int 
         return -1;
     }
     memset((char *)node + sizeof(PyObject), 0, sizeof(NodeObject) - sizeof(PyObject));
-    node->graph = (GraphObject *)Py_NewRef(g);
+    node->mst = st;
+    node->graph = g; /* borrowed: see NodeObject */
     node->name = Py_NewRef(name);
     node->fn = Py_NewRef(fn);
     node->wants_ctx = wants_ctx;
     node->in_task = in_task;
     node->context = PyContext_CopyCurrent();
-    PyObject_GC_Track(node);
+    /* Not tracked by the collector while the graph runs: the graph owns
+     * it and is tracked itself, so the node stays alive; skipping it saves
+     * the collector a traversal per node.  graph_clear() tracks it. */
     g->nodes[g->n++] = node; /* owned by the graph from here on */
     g->remaining++;
-    if (node->context == NULL) {
-        return -1;
+    return node->context == NULL ? -1 : 0;
+}
+
+/* The name -> node table, built on the first sibling lookup: graphs whose
+ * tasks never look a sibling up never pay for it.  Borrowed, or NULL with
+ * an error set. */
+static PyObject *
+graph_names(GraphObject *g)
+{
+    if (g->names == NULL) {
+        PyObject *names = PyDict_New();
+        if (names == NULL) {
+            return NULL;
+        }
+        for (Py_ssize_t i = 0; i < g->n; i++) {
+            if (PyDict_SetItem(names, g->nodes[i]->name, (PyObject *)g->nodes[i]) < 0) {
+                Py_DECREF(names);
+                return NULL;
+            }
+        }
+        g->names = names;
     }
-    return PyDict_SetItem(g->names, name, (PyObject *)node);
+    return g->names;
 }
 
 /* Fast check of an exact dict; 1 if every entry is plainly valid, 0 if
@@ -926,16 +1030,20 @@ graph_new(mod_state *st, int mode, PyObject *tasks, PyObject *debug, PyObject *t
     g->report = report;
     g->has_timeout = has_timeout;
     g->timeout = seconds;
-    g->names = PyDict_New();
     g->nodes = PyMem_Malloc((n ? n : 1) * sizeof(NodeObject *));
     PyObject_GC_Track(g);
-    if (g->names == NULL || g->nodes == NULL) {
-        if (g->nodes == NULL) {
-            PyErr_NoMemory();
-        }
+    if (g->nodes == NULL) {
+        PyErr_NoMemory();
         goto error;
     }
     if (specs == NULL) {
+        if (mode != MODE_FLOW) {
+            /* Kept (only) to build the result from; see graph_result(). */
+            g->tasks = PyDict_Copy(tasks);
+            if (g->tasks == NULL) {
+                goto error;
+            }
+        }
         Py_ssize_t pos = 0;
         PyObject *name, *fn;
         while (PyDict_Next(tasks, &pos, &name, &fn)) {

@@ -23,83 +23,154 @@
 
 /* -- current task swaps ----------------------------------------------------- */
 
-/* Make `task` asyncio's current task of `loop`; return the previous one
- * (a new reference, Py_None for none) or NULL on error. */
-static PyObject *
-swap_current(mod_state *st, PyObject *loop, PyObject *task)
+/* Make `node` asyncio's current task for its step.
+ *
+ * Swaps are batched: the first swap of a batch (a run of steps in
+ * graph_start or graph_drain) keeps the task it swapped out in g->outer,
+ * later ones replace the previous node directly, and graph_swap_out()
+ * puts g->outer back once, at the end of the batch.  No user code runs
+ * between two steps of a batch, so nobody sees the difference. */
+static int
+graph_swap_in(GraphObject *g, NodeObject *node)
 {
+    mod_state *st = g->state;
+    if (g->current == node) {
+        return 0;
+    }
 #if BA_HAVE_SWAP_CURRENT_TASK
-    PyObject *args[2] = {loop, task};
-    return PyObject_Vectorcall(st->swap_current_task, args, 2, NULL);
+    PyObject *args[2] = {g->loop, (PyObject *)node};
+    PyObject *prev = PyObject_Vectorcall(st->swap_current_task, args, 2, NULL);
+    if (prev == NULL) {
+        return -1;
+    }
+    if (g->current == NULL) {
+        g->outer = prev;
+    }
+    else {
+        Py_DECREF(prev);
+    }
 #else
     /* 3.11 refuses to enter a task while another one is current: leave the
      * current one first. */
-    PyObject *prev = PyObject_CallOneArg(st->current_task, loop);
-    if (prev == NULL) {
-        return NULL;
+    PyObject *args[2] = {g->loop, NULL};
+    if (g->current == NULL) {
+        PyObject *prev = PyObject_CallOneArg(st->current_task, g->loop);
+        if (prev == NULL) {
+            return -1;
+        }
+        g->outer = prev;
+        args[1] = prev;
     }
-    PyObject *args[2] = {loop, prev};
-    if (prev != Py_None) {
+    else {
+        args[1] = (PyObject *)g->current;
+    }
+    if (args[1] != Py_None) {
         PyObject *r = PyObject_Vectorcall(st->leave_task, args, 2, NULL);
         if (r == NULL) {
-            Py_DECREF(prev);
-            return NULL;
-        }
-        Py_DECREF(r);
-    }
-    if (task != Py_None) {
-        args[1] = task;
-        PyObject *r = PyObject_Vectorcall(st->enter_task, args, 2, NULL);
-        if (r == NULL) {
-            Py_DECREF(prev);
-            return NULL;
-        }
-        Py_DECREF(r);
-    }
-    return prev;
-#endif
-}
-
-/* Undo swap_current(loop, task): make `prev` current again.  Steals `prev`.
- * Must be called with no exception set. */
-static int
-restore_current(mod_state *st, PyObject *loop, PyObject *task, PyObject *prev)
-{
-#if BA_HAVE_SWAP_CURRENT_TASK
-    (void)task;
-    PyObject *args[2] = {loop, prev};
-    PyObject *r = PyObject_Vectorcall(st->swap_current_task, args, 2, NULL);
-    Py_DECREF(prev);
-    if (r == NULL) {
-        return -1;
-    }
-    Py_DECREF(r);
-    return 0;
-#else
-    PyObject *args[2] = {loop, task};
-    PyObject *r = PyObject_Vectorcall(st->leave_task, args, 2, NULL);
-    if (r == NULL) {
-        Py_DECREF(prev);
-        return -1;
-    }
-    Py_DECREF(r);
-    if (prev != Py_None) {
-        args[1] = prev;
-        r = PyObject_Vectorcall(st->enter_task, args, 2, NULL);
-        if (r == NULL) {
-            Py_DECREF(prev);
+            if (g->current == NULL) {
+                Py_CLEAR(g->outer);
+            }
             return -1;
         }
         Py_DECREF(r);
     }
-    Py_DECREF(prev);
-    return 0;
+    args[1] = (PyObject *)node;
+    PyObject *r = PyObject_Vectorcall(st->enter_task, args, 2, NULL);
+    if (r == NULL) {
+        /* Nobody is current now: put the outer task back. */
+        PyObject *outer = g->outer;
+        g->outer = NULL;
+        g->current = NULL;
+        if (outer != NULL && outer != Py_None) {
+            PyObject *exc = ba_fetch_exc();
+            args[1] = outer;
+            PyObject *r2 = PyObject_Vectorcall(st->enter_task, args, 2, NULL);
+            Py_XDECREF(r2);
+            PyErr_Clear();
+            ba_restore_exc(exc);
+        }
+        Py_XDECREF(outer);
+        return -1;
+    }
+    Py_DECREF(r);
 #endif
+    g->current = node;
+    return 0;
+}
+
+/* End a batch of steps: make the task swapped out by its first step current
+ * again.  Keeps an exception that is set. */
+static int
+graph_swap_out(GraphObject *g)
+{
+    if (g->current == NULL) {
+        return 0;
+    }
+    mod_state *st = g->state;
+    PyObject *exc = PyErr_Occurred() ? ba_fetch_exc() : NULL;
+    PyObject *outer = g->outer;
+    g->outer = NULL;
+    int rc = 0;
+#if BA_HAVE_SWAP_CURRENT_TASK
+    PyObject *args[2] = {g->loop, outer};
+    PyObject *r = PyObject_Vectorcall(st->swap_current_task, args, 2, NULL);
+    if (r == NULL) {
+        rc = -1;
+    }
+    Py_XDECREF(r);
+#else
+    PyObject *args[2] = {g->loop, (PyObject *)g->current};
+    PyObject *r = PyObject_Vectorcall(st->leave_task, args, 2, NULL);
+    if (r == NULL) {
+        rc = -1;
+    }
+    Py_XDECREF(r);
+    if (rc == 0 && outer != Py_None) {
+        args[1] = outer;
+        r = PyObject_Vectorcall(st->enter_task, args, 2, NULL);
+        if (r == NULL) {
+            rc = -1;
+        }
+        Py_XDECREF(r);
+    }
+#endif
+    g->current = NULL;
+    Py_XDECREF(outer);
+    if (exc != NULL) {
+        if (rc < 0) {
+            PyErr_Clear();
+        }
+        ba_restore_exc(exc);
+        return -1;
+    }
+    return rc;
 }
 
 /* -- finishing ---------------------------------------------------------- */
 
-/* loop.call_soon(fn, arg[, context=context]) */
+/* loop.call_soon(fn, arg[, context=context]); with loop NULL, the running
+ * loop's (for objects that outlived their call). */
+static int
+call_soon_in(PyObject *loop, mod_state *st, PyObject *fn, PyObject *arg, PyObject *context)
+{
+    PyObject *owned = NULL;
+    if (loop == NULL) {
+        loop = owned = PyObject_CallNoArgs(st->get_running_loop);
+        if (loop == NULL) {
+            return -1;
+        }
+    }
+    PyObject *args[4] = {loop, fn, arg, context};
+    PyObject *r = PyObject_VectorcallMethod(st->s_call_soon, args, 3,
+                                            context ? st->kw_context : NULL);
+    Py_XDECREF(owned);
+    if (r == NULL) {
+        return -1;
+    }
+    Py_DECREF(r);
+    return 0;
+}
+
 static int
 call_soon(GraphObject *g, PyObject *fn, PyObject *arg, PyObject *context)
 {
@@ -145,6 +216,7 @@ node_finish(NodeObject *node, int status, PyObject *value, PyObject *error)
     Py_CLEAR(node->coro);
     Py_CLEAR(node->fut_waiter);
     Py_CLEAR(node->resume_exc);
+    Py_CLEAR(node->wakeup); /* it refers back to the node */
     g->remaining--;
 
     if (sibling_complete_all(node) < 0) {
@@ -243,21 +315,24 @@ iter_throw(mod_state *st, PyObject *it, PyObject *exc, PyObject **result)
     return PYGEN_ERROR;
 }
 
-/* The node's context proxy (`self`), made on first use.  Borrowed. */
+/* The node's context proxy (`self`): a new reference.  The node only keeps
+ * a borrowed pointer, cleared by the proxy's dealloc, so that the two form
+ * no reference cycle; `self` lives as long as user code holds it. */
 static PyObject *
 node_get_proxy(NodeObject *node)
 {
-    if (node->proxy == NULL) {
-        ContextObject *proxy = PyObject_GC_New(ContextObject, node->graph->state->ContextType);
-        if (proxy == NULL) {
-            return NULL;
-        }
-        proxy->node = (NodeObject *)Py_NewRef(node);
-        proxy->weakreflist = NULL;
-        PyObject_GC_Track(proxy);
-        node->proxy = (PyObject *)proxy;
+    if (node->proxy != NULL) {
+        return Py_NewRef(node->proxy);
     }
-    return node->proxy;
+    ContextObject *proxy = PyObject_GC_New(ContextObject, node->mst->ContextType);
+    if (proxy == NULL) {
+        return NULL;
+    }
+    proxy->node = (NodeObject *)Py_NewRef(node);
+    proxy->weakreflist = NULL;
+    PyObject_GC_Track(proxy);
+    node->proxy = (PyObject *)proxy;
+    return (PyObject *)proxy;
 }
 
 /* The first step: call the task function.  Returns the send result like
@@ -278,6 +353,7 @@ node_call(NodeObject *node, PyObject **result)
     }
     PyObject *res = PyObject_Vectorcall(node->fn, args + 1,
                                         nargs | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+    Py_XDECREF(args[1]);
     if (res == NULL) {
         *result = NULL;
         return PYGEN_ERROR;
@@ -362,6 +438,7 @@ node_step(NodeObject *node)
         if (node->wants_ctx) {
             PyObject *proxy = node_get_proxy(node);
             args = proxy ? PyTuple_Pack(1, proxy) : NULL;
+            Py_XDECREF(proxy);
         }
         else {
             args = PyTuple_New(0);
@@ -384,14 +461,12 @@ node_step(NodeObject *node)
         node->coro = coro;
     }
 
-    if (PyContext_Enter(node->context) < 0) {
+    if (graph_swap_in(g, node) < 0) {
         Py_XDECREF(exc);
         return -1;
     }
-    PyObject *prev = swap_current(st, g->loop, (PyObject *)node);
-    if (prev == NULL) {
+    if (PyContext_Enter(node->context) < 0) {
         Py_XDECREF(exc);
-        (void)PyContext_Exit(node->context);
         return -1;
     }
 
@@ -418,14 +493,7 @@ node_step(NodeObject *node)
     }
     Py_XDECREF(exc);
 
-    /* Swapping back must not run with an exception set. */
     PyObject *raised = (sr == PYGEN_ERROR) ? ba_fetch_exc() : NULL;
-    if (restore_current(st, g->loop, (PyObject *)node, prev) < 0) {
-        Py_XDECREF(raised);
-        Py_XDECREF(result);
-        (void)PyContext_Exit(node->context);
-        return -1;
-    }
     if (PyContext_Exit(node->context) < 0) {
         Py_XDECREF(raised);
         Py_XDECREF(result);
@@ -454,17 +522,27 @@ node_step(NodeObject *node)
     }
 }
 
-/* Schedule a resume through the loop with `exc` thrown in (stolen, may be
- * NULL). */
+/* Resume the node on the loop's next turn, with `exc` (stolen, may be NULL)
+ * thrown in.  All nodes that yield to the loop during one batch are resumed
+ * by a single loop callback (graph_soon_cb), not one callback each. */
+static int graph_push_soon(GraphObject *g, NodeObject *node);
+
 static int
 node_resume_soon(NodeObject *node, PyObject *exc)
 {
     Py_XSETREF(node->resume_exc, exc);
+    return graph_push_soon(node->graph, node);
+}
+
+/* The old way, one loop callback for one node: only when memory for the
+ * batch ran out. */
+static void
+node_resume_soon_alone(NodeObject *node)
+{
     PyObject *wakeup = node_get_wakeup(node);
-    if (wakeup == NULL) {
-        return -1;
+    if (wakeup == NULL || call_soon(node->graph, wakeup, Py_None, NULL) < 0) {
+        PyErr_WriteUnraisable((PyObject *)node);
     }
-    return call_soon(node->graph, wakeup, Py_None, NULL);
 }
 
 static int
@@ -577,8 +655,8 @@ static int
 node_cancel(NodeObject *node, PyObject *msg)
 {
     GraphObject *g = node->graph;
-    mod_state *st = g->state;
-    if (node->state == NODE_DONE) {
+    mod_state *st = node->mst;
+    if (node->state == NODE_DONE || g == NULL) {
         return 0;
     }
     node->num_cancels_requested++;
@@ -620,9 +698,9 @@ node_wakeup_impl(PyObject *self, PyObject *fut)
 {
     NodeObject *node = (NodeObject *)self;
     GraphObject *g = node->graph;
-    mod_state *st = g->state;
-    if (node->state == NODE_DONE) {
-        Py_RETURN_NONE;
+    mod_state *st = node->mst;
+    if (g == NULL || node->state == NODE_DONE) {
+        Py_RETURN_NONE; /* finished, or its call was abandoned */
     }
     if (fut != Py_None) {
         if (node->fut_waiter == fut) {
@@ -683,7 +761,8 @@ node_cancel_meth(NodeObject *self, PyObject *const *args, Py_ssize_t nargs,
     if (r < 0) {
         return NULL;
     }
-    if (r > 0 && self->graph->ready_len > 0 && graph_schedule_drain(self->graph) < 0) {
+    if (r > 0 && self->graph != NULL && self->graph->ready_len > 0 &&
+        graph_schedule_drain(self->graph) < 0) {
         return NULL;
     }
     return PyBool_FromLong(r);
@@ -723,7 +802,7 @@ node_cancelled(NodeObject *self, PyObject *Py_UNUSED(ignored))
 static PyObject *
 node_raise_cancelled(NodeObject *self)
 {
-    mod_state *st = self->graph->state;
+    mod_state *st = self->mst;
     PyObject *e = PyUnicode_FromFormat("task %R was cancelled", self->name);
     if (e != NULL) {
         PyErr_SetObject(st->CancelledError, e);
@@ -735,7 +814,7 @@ node_raise_cancelled(NodeObject *self)
 static PyObject *
 node_result(NodeObject *self, PyObject *Py_UNUSED(ignored))
 {
-    mod_state *st = self->graph->state;
+    mod_state *st = self->mst;
     if (self->state != NODE_DONE) {
         PyErr_SetString(st->InvalidStateError, "Result is not set.");
         return NULL;
@@ -753,7 +832,7 @@ node_result(NodeObject *self, PyObject *Py_UNUSED(ignored))
 static PyObject *
 node_exception(NodeObject *self, PyObject *Py_UNUSED(ignored))
 {
-    mod_state *st = self->graph->state;
+    mod_state *st = self->mst;
     if (self->state != NODE_DONE) {
         PyErr_SetString(st->InvalidStateError, "Exception is not set.");
         return NULL;
@@ -789,12 +868,19 @@ node_add_done_callback(NodeObject *self, PyObject *const *args, Py_ssize_t nargs
         }
     }
     if (self->state == NODE_DONE) {
-        int r = call_soon(self->graph, args[0], (PyObject *)self, context);
+        int r = call_soon_in(self->graph ? self->graph->loop : NULL, self->mst,
+                             args[0], (PyObject *)self, context);
         Py_DECREF(context);
         if (r < 0) {
             return NULL;
         }
         Py_RETURN_NONE;
+    }
+    if (self->graph == NULL) {
+        Py_DECREF(context);
+        PyErr_Format(PyExc_RuntimeError, "the betterall call of task %R is no longer running",
+                     self->name);
+        return NULL;
     }
     PyObject *pair = PyTuple_Pack(2, args[0], context);
     Py_DECREF(context);
@@ -869,7 +955,7 @@ node_get_context(NodeObject *self, PyObject *Py_UNUSED(ignored))
 static PyObject *
 node_get_loop(NodeObject *self, PyObject *Py_UNUSED(ignored))
 {
-    return Py_NewRef(self->graph->loop ? self->graph->loop : Py_None);
+    return Py_NewRef(self->graph && self->graph->loop ? self->graph->loop : Py_None);
 }
 
 static PyObject *
@@ -918,7 +1004,6 @@ static int
 node_traverse(NodeObject *self, visitproc visit, void *arg)
 {
     Py_VISIT(Py_TYPE(self));
-    Py_VISIT(self->graph);
     Py_VISIT(self->name);
     Py_VISIT(self->fn);
     Py_VISIT(self->coro);
@@ -930,7 +1015,6 @@ node_traverse(NodeObject *self, visitproc visit, void *arg)
     Py_VISIT(self->waiters);
     Py_VISIT(self->blocked_on);
     Py_VISIT(self->callbacks);
-    Py_VISIT(self->proxy);
     Py_VISIT(self->wakeup);
     Py_VISIT(self->cancel_msg);
     Py_VISIT(self->resume_exc);
@@ -942,7 +1026,6 @@ node_traverse(NodeObject *self, visitproc visit, void *arg)
 static int
 node_clear(NodeObject *self)
 {
-    Py_CLEAR(self->graph);
     Py_CLEAR(self->name);
     Py_CLEAR(self->fn);
     Py_CLEAR(self->coro);
@@ -954,7 +1037,7 @@ node_clear(NodeObject *self)
     Py_CLEAR(self->waiters);
     Py_CLEAR(self->blocked_on);
     Py_CLEAR(self->callbacks);
-    Py_CLEAR(self->proxy);
+    self->proxy = NULL; /* borrowed */
     Py_CLEAR(self->wakeup);
     Py_CLEAR(self->cancel_msg);
     Py_CLEAR(self->resume_exc);
@@ -968,6 +1051,7 @@ node_dealloc(NodeObject *self)
 {
     PyTypeObject *tp = Py_TYPE(self);
     PyObject_GC_UnTrack(self);
+    assert(self->graph == NULL);
     if (self->weakreflist != NULL) {
         PyObject_ClearWeakRefs((PyObject *)self);
     }

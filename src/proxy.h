@@ -7,19 +7,37 @@
  * never start with "_", so the two cannot clash.
  */
 
+static PyObject *graph_names(GraphObject *g);
+
+/* RuntimeError for a context used after its call was dropped. */
+static PyObject *
+context_gone(NodeObject *node)
+{
+    PyErr_Format(PyExc_RuntimeError,
+                 "the betterall call of task %R is no longer running", node->name);
+    return NULL;
+}
+
 static PyObject *
 context_sibling(ContextObject *self, PyObject *name)
 {
     NodeObject *node = self->node;
     GraphObject *g = node->graph;
-    mod_state *st = g->state;
-    PyObject *target = PyDict_GetItemWithError(g->names, name);
+    mod_state *st = node->mst;
+    if (g == NULL) {
+        return context_gone(node);
+    }
+    PyObject *names = graph_names(g);
+    if (names == NULL) {
+        return NULL;
+    }
+    PyObject *target = PyDict_GetItemWithError(names, name);
     if (target == NULL) {
         if (PyErr_Occurred()) {
             return NULL;
         }
         PyObject *err = PyObject_CallMethodObjArgs(st->UnknownTaskError, st->s_for_name,
-                                                   name, g->names, NULL);
+                                                   name, names, NULL);
         if (err != NULL) {
             ba_raise(err);
             Py_DECREF(err);
@@ -75,7 +93,11 @@ static PyObject *graph_get_signal(GraphObject *g);
 static PyObject *
 context_get_signal(PyObject *self, void *Py_UNUSED(closure))
 {
-    return graph_get_signal(((ContextObject *)self)->node->graph);
+    NodeObject *node = ((ContextObject *)self)->node;
+    if (node->graph == NULL) {
+        return context_gone(node);
+    }
+    return graph_get_signal(node->graph);
 }
 
 static const char *const mode_names[] = {"all", "all_settled", "flow"};
@@ -85,8 +107,11 @@ context_end(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *k
 {
     NodeObject *node = ((ContextObject *)self)->node;
     GraphObject *g = node->graph;
-    mod_state *st = g->state;
+    mod_state *st = node->mst;
     PyObject *value = Py_None;
+    if (g == NULL) {
+        return context_gone(node);
+    }
     Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
     if (nargs + nkw > 1 ||
         (nkw == 1 && PyUnicode_CompareWithASCIIString(PyTuple_GET_ITEM(kwnames, 0), "value") != 0)) {
@@ -119,7 +144,12 @@ context_end(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *k
 static PyObject *
 context_dir(PyObject *self, PyObject *Py_UNUSED(ignored))
 {
-    PyObject *names = PyDict_Keys(((ContextObject *)self)->node->graph->names);
+    GraphObject *g = ((ContextObject *)self)->node->graph;
+    PyObject *table = g ? graph_names(g) : NULL;
+    if (g != NULL && table == NULL) {
+        return NULL;
+    }
+    PyObject *names = table ? PyDict_Keys(table) : PyList_New(0);
     if (names == NULL) {
         return NULL;
     }
@@ -154,6 +184,9 @@ context_traverse(ContextObject *self, visitproc visit, void *arg)
 static int
 context_clear(ContextObject *self)
 {
+    if (self->node != NULL && self->node->proxy == (PyObject *)self) {
+        self->node->proxy = NULL;
+    }
     Py_CLEAR(self->node);
     return 0;
 }

@@ -18,7 +18,7 @@ sibling_trace_wait_end(SiblingObject *s)
 {
     NodeObject *w = s->waiter;
     GraphObject *g = w->graph;
-    if (g->report == NULL || s->t_wait == 0.0) {
+    if (g == NULL || g->report == NULL || s->t_wait == 0.0) {
         return;
     }
     if (w->waits == NULL) {
@@ -51,6 +51,52 @@ list_remove_identity(PyObject *list, PyObject *item)
     }
 }
 
+/* Small reference sets (a node's waiters, its own blocked waits): almost
+ * always empty or of one element, so a slot holds NULL, the one element
+ * itself, or a list once there are more.  Saves a list per wait. */
+static int
+refs_add(PyObject **slot, PyObject *item)
+{
+    if (*slot == NULL) {
+        *slot = Py_NewRef(item);
+        return 0;
+    }
+    if (!PyList_CheckExact(*slot)) {
+        PyObject *list = PyList_New(2);
+        if (list == NULL) {
+            return -1;
+        }
+        PyList_SET_ITEM(list, 0, *slot); /* the slot's reference moves */
+        PyList_SET_ITEM(list, 1, Py_NewRef(item));
+        *slot = list;
+        return 0;
+    }
+    return PyList_Append(*slot, item);
+}
+
+static void
+refs_remove(PyObject **slot, PyObject *item)
+{
+    if (*slot == item) {
+        Py_CLEAR(*slot);
+    }
+    else if (*slot != NULL && PyList_CheckExact(*slot)) {
+        list_remove_identity(*slot, item);
+    }
+}
+
+static inline Py_ssize_t
+refs_len(PyObject *slot)
+{
+    return slot == NULL ? 0 : PyList_CheckExact(slot) ? PyList_GET_SIZE(slot) : 1;
+}
+
+static inline PyObject *
+refs_item(PyObject *slot, Py_ssize_t i)
+{
+    return PyList_CheckExact(slot) ? PyList_GET_ITEM(slot, i) : slot;
+}
+
 /* Withdraw a blocked wait from the target's waiters and the wait-for
  * edges.  Leaves `state` for the caller to set. */
 static void
@@ -61,8 +107,8 @@ sibling_unregister(SiblingObject *s)
     }
     PyObject *exc = PyErr_Occurred() ? ba_fetch_exc() : NULL;
     Py_INCREF(s);
-    list_remove_identity(s->target->waiters, (PyObject *)s);
-    list_remove_identity(s->waiter->blocked_on, (PyObject *)s);
+    refs_remove(&s->target->waiters, (PyObject *)s);
+    refs_remove(&s->waiter->blocked_on, (PyObject *)s);
     sibling_trace_wait_end(s);
     Py_DECREF(s);
     if (exc != NULL) {
@@ -89,8 +135,7 @@ find_cycle(NodeObject *waiter, NodeObject *target)
      * so none exists when the target waits on nobody, or when nobody waits
      * on the waiter.  These two checks settle nearly every wait in O(1),
      * long chains included; only the rest pay for the search. */
-    if (target->blocked_on == NULL || PyList_GET_SIZE(target->blocked_on) == 0 ||
-        waiter->waiters == NULL || PyList_GET_SIZE(waiter->waiters) == 0) {
+    if (refs_len(target->blocked_on) == 0 || refs_len(waiter->waiters) == 0) {
         return NULL;
     }
     /* Depth-first search along the wait-for edges, with an explicit stack so
@@ -109,11 +154,11 @@ find_cycle(NodeObject *waiter, NodeObject *target)
     while (depth > 0) {
         frame *top = &stack[depth - 1];
         PyObject *edges = top->node->blocked_on;
-        if (edges == NULL || top->next >= PyList_GET_SIZE(edges)) {
+        if (top->next >= refs_len(edges)) {
             depth--;
             continue;
         }
-        NodeObject *next = ((SiblingObject *)PyList_GET_ITEM(edges, top->next))->target;
+        NodeObject *next = ((SiblingObject *)refs_item(edges, top->next))->target;
         top->next++;
         if (next == waiter) {
             cycle = PyList_New(depth + 2);
@@ -151,7 +196,12 @@ static int
 sibling_block(SiblingObject *s)
 {
     NodeObject *waiter = s->waiter, *target = s->target;
-    mod_state *st = waiter->graph->state;
+    mod_state *st = waiter->mst;
+    if (waiter->graph == NULL) {
+        PyErr_Format(PyExc_RuntimeError,
+                     "the betterall call of task %R is no longer running", waiter->name);
+        return -1;
+    }
     PyObject *cycle = find_cycle(waiter, target);
     if (cycle != NULL) {
         PyObject *err = PyObject_CallOneArg(st->CycleError, cycle);
@@ -165,17 +215,11 @@ sibling_block(SiblingObject *s)
     if (PyErr_Occurred()) {
         return -1;
     }
-    if (target->waiters == NULL && (target->waiters = PyList_New(0)) == NULL) {
+    if (refs_add(&target->waiters, (PyObject *)s) < 0) {
         return -1;
     }
-    if (waiter->blocked_on == NULL && (waiter->blocked_on = PyList_New(0)) == NULL) {
-        return -1;
-    }
-    if (PyList_Append(target->waiters, (PyObject *)s) < 0) {
-        return -1;
-    }
-    if (PyList_Append(waiter->blocked_on, (PyObject *)s) < 0) {
-        list_remove_identity(target->waiters, (PyObject *)s);
+    if (refs_add(&waiter->blocked_on, (PyObject *)s) < 0) {
+        refs_remove(&target->waiters, (PyObject *)s);
         return -1;
     }
     s->state = SIB_BLOCKED;
@@ -210,7 +254,7 @@ static PyObject *
 sibling_outcome(SiblingObject *s)
 {
     NodeObject *t = s->target;
-    mod_state *st = t->graph->state;
+    mod_state *st = t->mst;
     if (s->state == SIB_CANCELLED) {
         return raise_cancelled(st, s->cancel_msg);
     }
@@ -255,7 +299,7 @@ sibling_am_send(PyObject *self, PyObject *arg, PyObject **result)
     (void)arg;
     switch (s->state) {
     case SIB_INIT:
-        if (s->waiter->graph->report != NULL) {
+        if (s->waiter->graph != NULL && s->waiter->graph->report != NULL) {
             sibling_note_dep(s);
         }
         if (s->target->state == NODE_DONE) {
@@ -412,14 +456,15 @@ sibling_complete_all(NodeObject *target)
     if (waiters == NULL) {
         return 0;
     }
-    target->waiters = NULL;
+    target->waiters = NULL; /* its reference is ours now */
     int rc = 0;
-    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(waiters); i++) {
-        SiblingObject *s = (SiblingObject *)PyList_GET_ITEM(waiters, i);
+    Py_ssize_t n = refs_len(waiters);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        SiblingObject *s = (SiblingObject *)refs_item(waiters, i);
         if (s->state != SIB_BLOCKED) {
             continue;
         }
-        list_remove_identity(s->waiter->blocked_on, (PyObject *)s);
+        refs_remove(&s->waiter->blocked_on, (PyObject *)s);
         sibling_trace_wait_end(s);
         s->state = SIB_DONE;
         sibling_wake_parked(s);
@@ -450,7 +495,7 @@ sibling_result(PyObject *self, PyObject *Py_UNUSED(ignored))
 {
     SiblingObject *s = (SiblingObject *)self;
     if (!sibling_is_done(s)) {
-        PyErr_SetString(s->waiter->graph->state->InvalidStateError, "Result is not set.");
+        PyErr_SetString(s->waiter->mst->InvalidStateError, "Result is not set.");
         return NULL;
     }
     return sibling_outcome(s);
@@ -460,7 +505,7 @@ static PyObject *
 sibling_exception(PyObject *self, PyObject *Py_UNUSED(ignored))
 {
     SiblingObject *s = (SiblingObject *)self;
-    mod_state *st = s->waiter->graph->state;
+    mod_state *st = s->waiter->mst;
     if (!sibling_is_done(s)) {
         PyErr_SetString(st->InvalidStateError, "Exception is not set.");
         return NULL;
@@ -495,7 +540,8 @@ sibling_add_done_callback(PyObject *self, PyObject *const *args, Py_ssize_t narg
         return NULL;
     }
     if (sibling_is_done(s)) {
-        int r = call_soon(s->waiter->graph, args[0], self, context);
+        GraphObject *g = s->waiter->graph;
+        int r = call_soon_in(g ? g->loop : NULL, s->waiter->mst, args[0], self, context);
         Py_DECREF(context);
         if (r < 0) {
             return NULL;
@@ -503,7 +549,7 @@ sibling_add_done_callback(PyObject *self, PyObject *const *args, Py_ssize_t narg
         Py_RETURN_NONE;
     }
     if (s->state == SIB_INIT) {
-        if (s->waiter->graph->report != NULL) {
+        if (s->waiter->graph != NULL && s->waiter->graph->report != NULL) {
             sibling_note_dep(s);
         }
         if (sibling_block(s) < 0) {
@@ -558,7 +604,7 @@ sibling_cancel(PyObject *self, PyObject *const *args, Py_ssize_t nargs,
         PyErr_SetString(PyExc_TypeError, "cancel() takes one optional argument, msg");
         return NULL;
     }
-    if (sibling_is_done(s)) {
+    if (sibling_is_done(s) || s->waiter->graph == NULL) {
         Py_RETURN_FALSE;
     }
     PyObject *msg = (nargs + nkw == 1 && args[0] != Py_None) ? args[0] : NULL;
@@ -580,7 +626,7 @@ static PyObject *
 sibling_get_loop(PyObject *self, PyObject *Py_UNUSED(ignored))
 {
     GraphObject *g = ((SiblingObject *)self)->waiter->graph;
-    return Py_NewRef(g->loop ? g->loop : Py_None);
+    return Py_NewRef(g && g->loop ? g->loop : Py_None);
 }
 
 static PyObject *

@@ -107,7 +107,11 @@ typedef struct NodeObject NodeObject;
 
 struct NodeObject {
     PyObject_HEAD
-    GraphObject *graph;     /* strong */
+    mod_state *mst;         /* the module state, cached */
+    /* Borrowed: the graph owns its nodes, and detaches them (sets this to
+     * NULL) when it goes away, so a graph and its nodes form no reference
+     * cycle and a finished call is freed by reference counting alone. */
+    GraphObject *graph;
     PyObject *name;         /* str */
     PyObject *fn;           /* the task function */
     PyObject *coro;         /* the iterator the engine steps, or NULL */
@@ -119,8 +123,9 @@ struct NodeObject {
     PyObject *waiters;      /* list of SiblingObject blocked on it, or NULL */
     PyObject *blocked_on;   /* list of its own SiblingObject waits, or NULL */
     PyObject *callbacks;    /* list of (fn, context) for add_done_callback */
-    PyObject *proxy;        /* its ContextObject (self), made on demand */
-    PyObject *wakeup;       /* bound builtin used as a done callback */
+    PyObject *proxy;        /* borrowed: its ContextObject (self), while alive */
+    PyObject *wakeup;       /* bound builtin used as a done callback; dropped
+                               when the node finishes (it refers back) */
     PyObject *cancel_msg;
     PyObject *resume_exc;   /* exception to throw in at the next step */
     PyObject *deps;         /* tracing: list of sibling names, or NULL */
@@ -153,7 +158,8 @@ struct GraphObject {
     Py_ssize_t n;
     Py_ssize_t remaining; /* nodes not DONE */
     NodeObject **nodes;   /* n strong references, mapping order */
-    PyObject *names;      /* dict: name -> node */
+    PyObject *names;      /* dict: name -> node, built on first use */
+    PyObject *tasks;      /* a copy of the caller's dict (exact dicts only) */
     PyObject *loop;
     PyObject *signal;     /* Signal, made on demand */
     PyObject *abort_reason;
@@ -168,6 +174,11 @@ struct GraphObject {
     PyObject *weakreflist;
     NodeObject **ready;   /* ready queue (borrowed: nodes owns them) */
     Py_ssize_t ready_head, ready_len, ready_cap;
+    NodeObject **soon;    /* nodes that yielded to the loop (borrowed) */
+    Py_ssize_t soon_len, soon_cap;
+    PyObject *soon_cb;    /* bound builtin scheduled once per batch of them */
+    PyObject *outer;      /* the current task a batch of steps swapped out */
+    NodeObject *current;  /* the node swapped in as current task, if any */
     double t_start, t_end;
     int visit_epoch;
 };

@@ -726,13 +726,15 @@ async def test_engine_object_population_does_not_grow():
 
 
 async def test_engine_objects_that_hold_references_are_gc_tracked():
-    """The graph, node, context and sibling awaitable are GC-tracked (they can be in cycles)."""
-    seen: dict[str, bool] = {}
+    """The graph, context and sibling awaitable are GC-tracked (they can be in
+    cycles); a node is left to its tracked graph while the graph runs, and is
+    tracked itself once it outlives the graph."""
+    seen: dict[str, Any] = {}
 
     async def a(self: Any) -> Any:
         seen["context"] = gc.is_tracked(self)
         seen["sibling awaitable"] = gc.is_tracked(self.b)
-        seen["node"] = gc.is_tracked(asyncio.current_task())
+        seen["node object"] = asyncio.current_task()
         return await self.b
 
     async def b(self: Any) -> int:
@@ -742,7 +744,35 @@ async def test_engine_objects_that_hold_references_are_gc_tracked():
     graph = C.all({"a": a, "b": b})
     seen["graph"] = gc.is_tracked(graph)
     await graph
+    del graph
+    node = seen.pop("node object")
+    seen["node"] = gc.is_tracked(node)
     assert seen == dict.fromkeys(("graph", "context", "sibling awaitable", "node"), True)
+
+
+async def test_a_finished_call_is_freed_without_the_collector():
+    """Graph, nodes, contexts and awaitables of a finished call form no
+    reference cycle: reference counting alone frees them."""
+    refs: list[weakref.ref[Any]] = []
+
+    async def a(self: Any) -> int:
+        refs.append(weakref.ref(self))
+        refs.append(weakref.ref(asyncio.current_task()))
+        return await self.b
+
+    async def b(self: Any) -> int:
+        await asyncio.sleep(0)
+        return 1
+
+    gc.disable()
+    try:
+        graph = C.all({"a": a, "b": b})
+        refs.append(weakref.ref(graph))
+        assert await graph == {"a": 1, "b": 1}
+        del graph
+        assert [r() for r in refs] == [None, None, None]
+    finally:
+        gc.enable()
 
 
 async def test_node_supports_weak_references_like_a_task():
