@@ -132,6 +132,7 @@ class _Graph:
         "tracing",
         "start",
         "loop",
+        "finished",
     )
 
     def __init__(self, mode: str, specs: list[Spec], tracing: bool) -> None:
@@ -145,6 +146,7 @@ class _Graph:
         self.tracing = tracing
         self.start = 0.0
         self.loop: asyncio.AbstractEventLoop | None = None
+        self.finished = False
         self.nodes: dict[str, _Node] = {}
         for spec in specs:
             self.nodes[spec.name] = _Node(self, spec)
@@ -334,6 +336,13 @@ class _Graph:
         return Trace(self.start, end, tasks)
 
 
+def _call_finished(node: _Node) -> RuntimeError:
+    # A sibling awaitable taken during the call still gives its result.
+    return RuntimeError(
+        f"the betterall call of task {node.name!r} is no longer running"
+    )
+
+
 class _Context:
     """``self`` in a task: the lazy proxy to its siblings.
 
@@ -364,7 +373,10 @@ class _Context:
     __iter__ = None  # not a sequence, despite __getitem__
 
     def _sibling(self, name: str) -> _Sibling:
-        nodes = self._node.graph.nodes
+        graph = self._node.graph
+        if graph.finished:
+            raise _call_finished(self._node)
+        nodes = graph.nodes
         target = nodes.get(name)
         if target is None:
             raise UnknownTaskError.for_name(name, nodes)
@@ -383,6 +395,8 @@ class _Context:
     def _end(self, value: Any = None) -> None:
         """End the flow with ``value`` (``flow`` only); never returns."""
         graph = self._node.graph
+        if graph.finished:
+            raise _call_finished(self._node)
         if graph.mode != FLOW:
             raise RuntimeError(
                 f"self._end() is only available in betterall.flow(), not in"
@@ -493,7 +507,10 @@ async def _call(
 ) -> Any:
     graph = _Graph(mode, specs, tracing=bool(report))
     if specs:
-        await graph.run(seconds)
+        try:
+            await graph.run(seconds)
+        finally:
+            graph.finished = True
     error: BaseException | None
     if graph.caller_cancel is not None:
         error = graph.caller_cancel

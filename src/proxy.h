@@ -9,7 +9,8 @@
 
 static PyObject *graph_names(GraphObject *g);
 
-/* RuntimeError for a context used after its call was dropped. */
+/* RuntimeError for a context used after its call has finished.  (A
+ * sibling awaitable taken during the call still gives its result.) */
 static PyObject *
 context_gone(NodeObject *node)
 {
@@ -18,13 +19,19 @@ context_gone(NodeObject *node)
     return NULL;
 }
 
+static inline int
+context_live(NodeObject *node)
+{
+    return node->graph != NULL && !node->graph->finished;
+}
+
 static PyObject *
 context_sibling(ContextObject *self, PyObject *name)
 {
     NodeObject *node = self->node;
     GraphObject *g = node->graph;
     mod_state *st = node->mst;
-    if (g == NULL) {
+    if (!context_live(node)) {
         return context_gone(node);
     }
     PyObject *names = graph_names(g);
@@ -109,7 +116,7 @@ context_end(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *k
     GraphObject *g = node->graph;
     mod_state *st = node->mst;
     PyObject *value = Py_None;
-    if (g == NULL) {
+    if (!context_live(node)) {
         return context_gone(node);
     }
     Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;

@@ -580,3 +580,23 @@ async def test_no_false_cycle_for_diamond(ba):
 
     r = await run(ba.all({"d": d, "c": c, "b": b, "a": a}))
     assert r == {"d": 5, "c": 3, "b": 2, "a": 1}
+
+
+async def test_a_stored_self_after_the_call_raises_but_stored_awaitables_work(ba):
+    """After the call, `self.x` raises RuntimeError; an awaitable taken during
+    the call still gives the sibling's result (or raises its error)."""
+    kept = {}
+
+    async def a():
+        return 1
+
+    async def b(self):
+        kept["self"] = self
+        kept["awaitable"] = self.a
+        return await self.a
+
+    assert await ba.all({"a": a, "b": b}) == {"a": 1, "b": 1}
+    assert await kept["awaitable"] == 1
+    with pytest.raises(RuntimeError, match="no longer running"):
+        kept["self"].a
+    assert kept["self"]._name == "b"
