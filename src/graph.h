@@ -772,6 +772,21 @@ graph_clear(GraphObject *self)
         self->n = 0;
         for (Py_ssize_t i = 0; i < n; i++) {
             NodeObject *node = nodes[i];
+            if (node->proxy != NULL) {
+                /* A `self` that outlives the graph keeps its signal (made
+                 * now if nobody asked for it yet). */
+                ContextObject *ctx = (ContextObject *)node->proxy;
+                if (ctx->signal == NULL) {
+                    PyObject *exc = PyErr_Occurred() ? ba_fetch_exc() : NULL;
+                    ctx->signal = graph_get_signal(self);
+                    if (ctx->signal == NULL) {
+                        PyErr_WriteUnraisable((PyObject *)self);
+                    }
+                    if (exc != NULL) {
+                        ba_restore_exc(exc);
+                    }
+                }
+            }
             /* Detach: a node that outlives its graph (kept by user code)
              * sees graph == NULL.  From now on nothing keeps the node in a
              * reference cycle with the graph, so let the collector see it

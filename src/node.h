@@ -329,6 +329,7 @@ node_get_proxy(NodeObject *node)
         return NULL;
     }
     proxy->node = (NodeObject *)Py_NewRef(node);
+    proxy->signal = NULL;
     proxy->weakreflist = NULL;
     PyObject_GC_Track(proxy);
     node->proxy = (PyObject *)proxy;

@@ -100,11 +100,16 @@ static PyObject *graph_get_signal(GraphObject *g);
 static PyObject *
 context_get_signal(PyObject *self, void *Py_UNUSED(closure))
 {
-    NodeObject *node = ((ContextObject *)self)->node;
-    if (node->graph == NULL) {
-        return context_gone(node);
+    ContextObject *ctx = (ContextObject *)self;
+    if (ctx->node->graph == NULL) {
+        /* The graph is gone: it handed its signal over (see graph_clear),
+         * so that a thread polling it after the call still can. */
+        if (ctx->signal != NULL) {
+            return Py_NewRef(ctx->signal);
+        }
+        return context_gone(ctx->node);
     }
-    return graph_get_signal(node->graph);
+    return graph_get_signal(ctx->node->graph);
 }
 
 static const char *const mode_names[] = {"all", "all_settled", "flow"};
@@ -185,6 +190,7 @@ context_traverse(ContextObject *self, visitproc visit, void *arg)
 {
     Py_VISIT(Py_TYPE(self));
     Py_VISIT(self->node);
+    Py_VISIT(self->signal);
     return 0;
 }
 
@@ -195,6 +201,7 @@ context_clear(ContextObject *self)
         self->node->proxy = NULL;
     }
     Py_CLEAR(self->node);
+    Py_CLEAR(self->signal);
     return 0;
 }
 

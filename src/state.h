@@ -186,6 +186,7 @@ struct GraphObject {
 typedef struct {
     PyObject_HEAD
     NodeObject *node; /* strong */
+    PyObject *signal; /* the graph's Signal, handed over when the graph goes */
     PyObject *weakreflist;
 } ContextObject;
 

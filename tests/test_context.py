@@ -600,3 +600,27 @@ async def test_a_stored_self_after_the_call_raises_but_stored_awaitables_work(ba
     with pytest.raises(RuntimeError, match="no longer running"):
         kept["self"].a
     assert kept["self"]._name == "b"
+
+
+async def test_a_stored_self_keeps_its_signal_after_the_call(ba):
+    """A thread polling `self._signal` after the call still can: the signal
+    stays readable, aborted with the reason the graph stopped for."""
+    kept = {}
+
+    async def slow(self):
+        kept["self"] = self
+        await asyncio.sleep(5)
+
+    def bad():
+        raise ValueError("stop")
+
+    async def later(self):
+        await asyncio.sleep(0.01)
+        bad()
+
+    with pytest.raises(ValueError):
+        await ba.all({"slow": slow, "later": later})
+    gc.collect()
+    signal = kept["self"]._signal
+    assert signal.aborted
+    assert isinstance(signal.reason, ValueError)
