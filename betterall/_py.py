@@ -34,6 +34,7 @@ import contextvars
 import inspect
 import sys
 import time
+import types
 from typing import Any, Final
 
 from ._errors import CycleError, FlowEnd, UnknownTaskError
@@ -117,6 +118,17 @@ class _Node:
 
     def __repr__(self) -> str:
         return f"<node {self.name!r} state={self.state} status={self.status}>"
+
+
+def _is_awaitable(value: object) -> bool:
+    # Looks at the type only, as the C engine does: a result is returned as
+    # it is, without touching its own attributes (which may raise).
+    tp = type(value)
+    if tp is types.CoroutineType:
+        return True
+    if tp is types.GeneratorType:
+        return bool(value.gi_code.co_flags & inspect.CO_ITERABLE_COROUTINE)  # type: ignore[attr-defined]
+    return getattr(tp, "__await__", None) is not None
 
 
 class _Graph:
@@ -251,7 +263,7 @@ class _Graph:
             node.start = time.monotonic()
         try:
             result = spec.fn(node.context) if spec.wants_context else spec.fn()
-            if inspect.isawaitable(result):
+            if _is_awaitable(result):
                 result = await result
         except FlowEnd as end:
             if self.mode == FLOW:
@@ -260,14 +272,20 @@ class _Graph:
             else:
                 self.fail(node, end)
         except asyncio.CancelledError as exc:
-            if node.cancelled_by_graph:
+            if node.ended:
+                self._finish(node, "ended")
+            elif node.cancelled_by_graph:
                 self._finish(node, "cancelled")
             else:
                 # Cancelled by something else than the graph (its own code,
                 # or a cancel() on its task): a failure, as in gather().
                 self.fail(node, exc)
         except BaseException as exc:
-            if node.cancelled_by_graph:
+            if node.ended:
+                # It called _end() and then raised something else: it ended
+                # the flow all the same.
+                self._finish(node, "ended")
+            elif node.cancelled_by_graph:
                 # An error raised while being torn down never replaces the
                 # outcome already decided.
                 self._finish(node, "cancelled")
@@ -276,7 +294,10 @@ class _Graph:
             if isinstance(exc, (KeyboardInterrupt, SystemExit)):
                 raise
         else:
-            if node.cancelled_by_graph:
+            if node.ended:
+                # It called _end() and swallowed the FlowEnd.
+                self._finish(node, "ended")
+            elif node.cancelled_by_graph:
                 # It swallowed the graph's cancellation: its result comes
                 # too late to count.
                 self._finish(node, "cancelled")

@@ -72,6 +72,15 @@ graph_drain(GraphObject *g)
     if (graph_swap_out(g) < 0) {
         rc = -1;
     }
+    if (rc < 0 && g->ready_len > 0) {
+        /* Stopped by an error (KeyboardInterrupt, SystemExit, or an internal
+         * one): the rest of the queue runs from the loop, if it runs. */
+        PyObject *exc = ba_fetch_exc();
+        if (graph_schedule_drain(g) < 0) {
+            PyErr_WriteUnraisable((PyObject *)g);
+        }
+        ba_restore_exc(exc);
+    }
     if (rc == 0 && g->remaining == 0) {
         rc = graph_complete(g);
     }
@@ -447,6 +456,20 @@ graph_result(GraphObject *g)
         }
     }
     if (error != NULL) {
+        if (PyErr_GivenExceptionMatches(error, PyExc_StopIteration)) {
+            /* As from a coroutine (PEP 479): a StopIteration escaping the
+             * await would read as a return to whoever steps us. */
+            PyObject *rt = PyObject_CallFunction(PyExc_RuntimeError, "s",
+                                                 "coroutine raised StopIteration");
+            if (rt == NULL) {
+                return NULL;
+            }
+            PyException_SetCause(rt, Py_NewRef(error));
+            PyException_SetContext(rt, Py_NewRef(error));
+            ba_raise(rt);
+            Py_DECREF(rt);
+            return NULL;
+        }
         ba_raise(error);
         return NULL;
     }
@@ -525,6 +548,13 @@ graph_start(GraphObject *g)
         if (node_step(node) < 0) {
             g->draining = 0;
             (void)graph_swap_out(g);
+            if (g->ready_len > 0) {
+                PyObject *exc = ba_fetch_exc();
+                if (graph_schedule_drain(g) < 0) {
+                    PyErr_WriteUnraisable((PyObject *)g);
+                }
+                ba_restore_exc(exc);
+            }
             return -1;
         }
     }

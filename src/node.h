@@ -190,6 +190,7 @@ static int graph_schedule_drain(GraphObject *g);
 static void graph_enqueue(GraphObject *g, NodeObject *node);
 static int sibling_complete_all(NodeObject *target);
 static int graph_fail(GraphObject *g, NodeObject *node, PyObject *err);
+static int graph_decide(GraphObject *g, PyObject *reason, NodeObject *except);
 static int graph_end(GraphObject *g, NodeObject *node, PyObject *value, PyObject *reason);
 static PyObject *node_get_wakeup(NodeObject *node);
 
@@ -264,6 +265,13 @@ node_on_error(NodeObject *node, PyObject *exc)
         Py_DECREF(exc);
         return rc;
     }
+    if (node->ended) {
+        /* It called _end() (and then raised something else): it ended the
+         * flow, and nothing it does afterwards changes that. */
+        rc = node_finish(node, ST_ENDED, NULL, NULL);
+        Py_DECREF(exc);
+        return rc;
+    }
     if (node->cancelled_by_graph) {
         /* Torn down by the graph: whatever it raised never replaces the
          * outcome already decided. */
@@ -275,6 +283,24 @@ node_on_error(NodeObject *node, PyObject *exc)
     if (rc == 0) {
         rc = graph_fail(g, node, exc);
     }
+    if (rc == 0 && (PyErr_GivenExceptionMatches(exc, PyExc_KeyboardInterrupt) ||
+                    PyErr_GivenExceptionMatches(exc, PyExc_SystemExit))) {
+        /* As asyncio.Task does, let these stop the loop: raise it from the
+         * engine's entry point (the caller's await, or the loop callback).
+         * Every other task is cancelled first, in every mode, and whatever
+         * is queued is resumed if the loop runs again (asyncio.run's
+         * shutdown does), so their cleanup still runs. */
+        if (!g->decided) {
+            rc = graph_decide(g, exc, NULL);
+        }
+        if (rc == 0) {
+            rc = graph_schedule_drain(g);
+        }
+        if (rc == 0) {
+            ba_raise(exc);
+            rc = -1;
+        }
+    }
     Py_DECREF(exc);
     return rc;
 }
@@ -282,6 +308,10 @@ node_on_error(NodeObject *node, PyObject *exc)
 static int
 node_on_return(NodeObject *node, PyObject *value)
 {
+    if (node->ended) {
+        /* It called _end() and then swallowed the FlowEnd. */
+        return node_finish(node, ST_ENDED, NULL, NULL);
+    }
     if (node->cancelled_by_graph) {
         /* It swallowed the graph's cancellation: too late to count. */
         return node_finish(node, ST_CANCELLED, NULL, NULL);
