@@ -106,7 +106,17 @@ def prepare(tasks: object) -> list[Spec]:
             f" dict), not {type(tasks).__name__}"
         )
     try:
-        return [_check_entry(name, fn) for name, fn in tasks.items()]
+        specs = [_check_entry(name, fn) for name, fn in tasks.items()]
+        if len({spec.name for spec in specs}) != len(specs):
+            # Only a broken Mapping can do this; dicts cannot.
+            seen: set[str] = set()
+            for spec in specs:
+                if spec.name in seen:
+                    raise ValueError(
+                        f"task name {spec.name!r} appears twice in the mapping"
+                    )
+                seen.add(spec.name)
+        return specs
     except BaseException:
         _close_coroutines(tasks)
         raise

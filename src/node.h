@@ -401,6 +401,16 @@ node_call(NodeObject *node, PyObject **result)
                 *result = NULL;
                 return PYGEN_ERROR;
             }
+            if (PyCoro_CheckExact(it) || !PyIter_Check(it)) {
+                /* The same checks, and errors, as Python's own await. */
+                PyErr_Format(PyExc_TypeError,
+                             PyCoro_CheckExact(it) ? "__await__() returned a coroutine"
+                                                   : "__await__() returned non-iterator of type '%.100s'",
+                             Py_TYPE(it)->tp_name);
+                Py_DECREF(it);
+                *result = NULL;
+                return PYGEN_ERROR;
+            }
             node->coro = it;
         }
         else if (PyGen_CheckExact(res)) {

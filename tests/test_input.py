@@ -550,3 +550,36 @@ def test_a_call_never_awaited_warns_and_runs_nothing(ba, mode):
         getattr(ba, mode)({"a": lambda: ran.append(1)})
         gc.collect()
     assert ran == []
+
+
+class _TwiceA(Mapping):
+    """A broken Mapping whose items() yields the name 'a' twice."""
+
+    def __getitem__(self, key):
+        return lambda: 1
+
+    def __iter__(self):
+        return iter(["a", "a"])
+
+    def __len__(self):
+        return 2
+
+
+@pytest.mark.parametrize("mode", ["all", "all_settled", "flow"])
+def test_a_mapping_yielding_a_name_twice_is_rejected(ba, mode):
+    """A name seen twice is a ValueError naming it, before any task starts."""
+    with pytest.raises(ValueError, match="'a' appears twice"):
+        getattr(ba, mode)(_TwiceA())
+
+
+async def test_await_returning_a_non_iterator_is_a_type_error(ba):
+    """A task result whose __await__ returns no iterator fails as Python's
+    own await does: TypeError."""
+
+    class Bad:
+        def __await__(self):
+            return 5
+
+    r = await ba.all_settled({"bad": lambda: Bad()})
+    assert isinstance(r["bad"].reason, TypeError)
+    assert "non-iterator" in str(r["bad"].reason)
