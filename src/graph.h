@@ -627,14 +627,7 @@ graph_iternext(PyObject *self)
 {
     PyObject *result;
     PySendResult r = graph_am_send(self, Py_None, &result);
-    if (r == PYGEN_RETURN) {
-        if (result != Py_None) {
-            set_stop_iteration(result);
-        }
-        Py_DECREF(result);
-        return NULL;
-    }
-    return result;
+    return send_result_to_iter(r, result, 1);
 }
 
 static PyObject *
@@ -642,12 +635,7 @@ graph_send(PyObject *self, PyObject *arg)
 {
     PyObject *result;
     PySendResult r = graph_am_send(self, arg, &result);
-    if (r == PYGEN_RETURN) {
-        set_stop_iteration(result);
-        Py_DECREF(result);
-        return NULL;
-    }
-    return result;
+    return send_result_to_iter(r, result, 0);
 }
 
 /* An exception thrown into the awaiting caller (its cancellation): cancel
@@ -718,12 +706,7 @@ graph_throw(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         result = graph_result(g);
         r = result ? PYGEN_RETURN : PYGEN_ERROR;
     }
-    if (r == PYGEN_RETURN) {
-        set_stop_iteration(result);
-        Py_DECREF(result);
-        return NULL;
-    }
-    return result;
+    return send_result_to_iter(r, result, 0);
 }
 
 static PyObject *

@@ -340,13 +340,14 @@ set_stop_iteration(PyObject *value)
     }
 }
 
+/* The iterator protocol on top of an am_send result: tp_iternext returns
+ * NULL with no exception for a None return (a cheap StopIteration), send()
+ * always raises StopIteration(value). */
 static PyObject *
-sibling_iternext(PyObject *self)
+send_result_to_iter(PySendResult r, PyObject *result, int is_iternext)
 {
-    PyObject *result;
-    PySendResult r = sibling_am_send(self, Py_None, &result);
     if (r == PYGEN_RETURN) {
-        if (result != Py_None) {
+        if (!is_iternext || result != Py_None) {
             set_stop_iteration(result);
         }
         Py_DECREF(result);
@@ -356,16 +357,19 @@ sibling_iternext(PyObject *self)
 }
 
 static PyObject *
+sibling_iternext(PyObject *self)
+{
+    PyObject *result;
+    PySendResult r = sibling_am_send(self, Py_None, &result);
+    return send_result_to_iter(r, result, 1);
+}
+
+static PyObject *
 sibling_send(PyObject *self, PyObject *arg)
 {
     PyObject *result;
     PySendResult r = sibling_am_send(self, arg, &result);
-    if (r == PYGEN_RETURN) {
-        set_stop_iteration(result);
-        Py_DECREF(result);
-        return NULL;
-    }
-    return result;
+    return send_result_to_iter(r, result, 0);
 }
 
 static PyObject *
