@@ -333,6 +333,9 @@ class _Graph:
                     _, pending = await asyncio.wait(pending)
                 except asyncio.CancelledError as exc:
                     self.on_caller_cancelled(exc)
+                    # Drop what finished meanwhile: a caller cancelled on
+                    # every loop turn must still see the wait come to an end.
+                    pending = {t for t in pending if not t.done()}
         finally:
             if handle is not None:
                 handle.cancel()

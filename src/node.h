@@ -1101,6 +1101,27 @@ node_dealloc(NodeObject *self)
     Py_DECREF(tp);
 }
 
+/* asyncio.Task's private `_must_cancel` and `_fut_waiter`, read-only: anyio's
+ * cancel scopes read them on the current task. */
+static PyObject *
+node_get_must_cancel(PyObject *self, void *Py_UNUSED(closure))
+{
+    return PyBool_FromLong(((NodeObject *)self)->must_cancel);
+}
+
+static PyObject *
+node_get_fut_waiter(PyObject *self, void *Py_UNUSED(closure))
+{
+    PyObject *fut = ((NodeObject *)self)->fut_waiter;
+    return Py_NewRef(fut ? fut : Py_None);
+}
+
+static PyGetSetDef node_getset[] = {
+    {"_must_cancel", node_get_must_cancel, NULL, NULL, NULL},
+    {"_fut_waiter", node_get_fut_waiter, NULL, NULL, NULL},
+    {NULL},
+};
+
 static PyMemberDef node_members[] = {
     {"__weaklistoffset__", Py_T_PYSSIZET, offsetof(NodeObject, weakreflist), Py_READONLY},
     {NULL},
@@ -1113,6 +1134,7 @@ static PyType_Slot node_slots[] = {
     {Py_tp_clear, node_clear},
     {Py_tp_methods, node_methods},
     {Py_tp_members, node_members},
+    {Py_tp_getset, node_getset},
     {Py_tp_repr, node_repr},
     {0, NULL},
 };
