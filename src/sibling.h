@@ -626,6 +626,18 @@ sibling_cancel(PyObject *self, PyObject *const *args, Py_ssize_t nargs,
     Py_RETURN_TRUE;
 }
 
+/* asyncio.Future's private helper, which gather()'s done callback calls on
+ * a cancelled child: without it, gather over cancelled sibling waits never
+ * finished. */
+static PyObject *
+sibling_make_cancelled_error(PyObject *self, PyObject *Py_UNUSED(ignored))
+{
+    SiblingObject *s = (SiblingObject *)self;
+    mod_state *st = s->waiter->mst;
+    return s->cancel_msg ? PyObject_CallOneArg(st->CancelledError, s->cancel_msg)
+                         : PyObject_CallNoArgs(st->CancelledError);
+}
+
 static PyObject *
 sibling_get_loop(PyObject *self, PyObject *Py_UNUSED(ignored))
 {
@@ -712,6 +724,7 @@ static PyMethodDef sibling_methods[] = {
     {"cancel", (PyCFunction)(void (*)(void))sibling_cancel, METH_FASTCALL | METH_KEYWORDS,
      "Withdraw this wait (the sibling itself keeps running)."},
     {"get_loop", (PyCFunction)sibling_get_loop, METH_NOARGS, NULL},
+    {"_make_cancelled_error", (PyCFunction)sibling_make_cancelled_error, METH_NOARGS, NULL},
     {NULL, NULL, 0, NULL},
 };
 

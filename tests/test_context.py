@@ -624,3 +624,24 @@ async def test_a_stored_self_keeps_its_signal_after_the_call(ba):
     signal = kept["self"]._signal
     assert signal.aborted
     assert isinstance(signal.reason, ValueError)
+
+
+@pytest.mark.parametrize("mode", ["all", "flow"])
+async def test_a_gather_of_siblings_is_torn_down_when_the_graph_stops(ba, mode):
+    """A task waiting in asyncio.gather(self.a, self.b) when a sibling fails is
+    cancelled and the call returns (gather's bookkeeping on the cancelled
+    waits must work)."""
+
+    async def slow():
+        await asyncio.sleep(5)
+
+    async def waiter(self):
+        return await asyncio.gather(self.slow, self.slow2)
+
+    async def bad():
+        await asyncio.sleep(0.01)
+        raise ValueError("stop")
+
+    tasks = {"slow": slow, "slow2": slow, "waiter": waiter, "bad": bad}
+    with pytest.raises(ValueError):
+        await asyncio.wait_for(getattr(ba, mode)(tasks), 3)
