@@ -263,8 +263,14 @@ graph_cancel_running(GraphObject *g, NodeObject *except)
                 rc = -1;
             }
         }
-        else if (node_cancel(node, NULL) < 0) {
-            rc = -1;
+        else {
+            int r = node_cancel(node, NULL);
+            if (r < 0) {
+                rc = -1;
+            }
+            else if (r > 0 && !node->must_cancel) {
+                node->stop_pending = 1;
+            }
         }
         Py_DECREF(node);
     }

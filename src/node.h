@@ -459,8 +459,9 @@ node_step(NodeObject *node)
     PyObject *result = NULL;
     PySendResult sr;
 
-    if (node->must_cancel) {
+    if (node->must_cancel || node->stop_pending) {
         node->must_cancel = 0;
+        node->stop_pending = 0;
         if (exc == NULL || !PyErr_GivenExceptionMatches(exc, st->CancelledError)) {
             Py_XDECREF(exc);
             exc = node->cancel_msg

@@ -236,16 +236,38 @@ sibling_is_done(SiblingObject *s)
            s->target->state == NODE_DONE;
 }
 
-static PyObject *
-raise_cancelled(mod_state *st, PyObject *msg)
+/* Seen as a Future, the wait is cancelled when it was withdrawn or when
+ * the graph cancelled its target (awaiting it raises CancelledError). */
+static int
+sibling_is_cancelled(SiblingObject *s)
 {
-    if (msg != NULL) {
-        PyErr_SetObject(st->CancelledError, msg);
+    return s->state == SIB_CANCELLED ||
+           (s->target->state == NODE_DONE && s->target->status != ST_FULFILLED &&
+            s->target->status != ST_REJECTED);
+}
+
+static PyObject *
+sibling_target_cancelled_msg(SiblingObject *s)
+{
+    return PyUnicode_FromFormat("task %R was cancelled", s->target->name);
+}
+
+/* A new CancelledError for a cancelled wait (see sibling_is_cancelled). */
+static PyObject *
+sibling_cancelled_error(SiblingObject *s)
+{
+    mod_state *st = s->target->mst;
+    if (s->state == SIB_CANCELLED) {
+        return s->cancel_msg ? PyObject_CallOneArg(st->CancelledError, s->cancel_msg)
+                             : PyObject_CallNoArgs(st->CancelledError);
     }
-    else {
-        PyErr_SetNone(st->CancelledError);
+    PyObject *msg = sibling_target_cancelled_msg(s);
+    if (msg == NULL) {
+        return NULL;
     }
-    return NULL;
+    PyObject *err = PyObject_CallOneArg(st->CancelledError, msg);
+    Py_DECREF(msg);
+    return err;
 }
 
 /* The target's outcome: a new reference to its value, or NULL with its
@@ -254,25 +276,21 @@ static PyObject *
 sibling_outcome(SiblingObject *s)
 {
     NodeObject *t = s->target;
-    mod_state *st = t->mst;
-    if (s->state == SIB_CANCELLED) {
-        return raise_cancelled(st, s->cancel_msg);
-    }
-    switch (t->status) {
-    case ST_FULFILLED:
-        return Py_NewRef(t->result ? t->result : Py_None);
-    case ST_REJECTED:
-        ba_raise(t->error);
-        return NULL;
-    default: {
-        PyObject *msg = PyUnicode_FromFormat("task %R was cancelled", t->name);
-        if (msg != NULL) {
-            PyErr_SetObject(st->CancelledError, msg);
-            Py_DECREF(msg);
+    if (s->state != SIB_CANCELLED) {
+        if (t->status == ST_FULFILLED) {
+            return Py_NewRef(t->result ? t->result : Py_None);
         }
-        return NULL;
+        if (t->status == ST_REJECTED) {
+            ba_raise(t->error);
+            return NULL;
+        }
     }
+    PyObject *err = sibling_cancelled_error(s);
+    if (err != NULL) {
+        ba_raise(err);
+        Py_DECREF(err);
     }
+    return NULL;
 }
 
 static void
@@ -491,7 +509,7 @@ sibling_done(PyObject *self, PyObject *Py_UNUSED(ignored))
 static PyObject *
 sibling_cancelled(PyObject *self, PyObject *Py_UNUSED(ignored))
 {
-    return PyBool_FromLong(((SiblingObject *)self)->state == SIB_CANCELLED);
+    return PyBool_FromLong(sibling_is_cancelled((SiblingObject *)self));
 }
 
 static PyObject *
@@ -514,13 +532,10 @@ sibling_exception(PyObject *self, PyObject *Py_UNUSED(ignored))
         PyErr_SetString(st->InvalidStateError, "Exception is not set.");
         return NULL;
     }
-    if (s->state == SIB_CANCELLED) {
-        return raise_cancelled(st, s->cancel_msg);
-    }
-    if (s->target->status == ST_FULFILLED) {
-        Py_RETURN_NONE;
-    }
-    if (s->target->status == ST_REJECTED) {
+    if (!sibling_is_cancelled(s)) {
+        if (s->target->status == ST_FULFILLED) {
+            Py_RETURN_NONE;
+        }
         return Py_NewRef(s->target->error);
     }
     return sibling_outcome(s);
@@ -543,6 +558,11 @@ sibling_add_done_callback(PyObject *self, PyObject *const *args, Py_ssize_t narg
     if (context == NULL) {
         return NULL;
     }
+    if (s->state == SIB_INIT && s->waiter->graph != NULL && s->waiter->graph->report != NULL) {
+        /* gather() and friends wait through callbacks: that is a wait too,
+         * also on a sibling that has already finished. */
+        sibling_note_dep(s);
+    }
     if (sibling_is_done(s)) {
         GraphObject *g = s->waiter->graph;
         int r = call_soon_in(g ? g->loop : NULL, s->waiter->mst, args[0], self, context);
@@ -553,9 +573,6 @@ sibling_add_done_callback(PyObject *self, PyObject *const *args, Py_ssize_t narg
         Py_RETURN_NONE;
     }
     if (s->state == SIB_INIT) {
-        if (s->waiter->graph != NULL && s->waiter->graph->report != NULL) {
-            sibling_note_dep(s);
-        }
         if (sibling_block(s) < 0) {
             Py_DECREF(context);
             return NULL;
@@ -632,10 +649,18 @@ sibling_cancel(PyObject *self, PyObject *const *args, Py_ssize_t nargs,
 static PyObject *
 sibling_make_cancelled_error(PyObject *self, PyObject *Py_UNUSED(ignored))
 {
+    return sibling_cancelled_error((SiblingObject *)self);
+}
+
+/* Future._cancel_message: 3.11's gather(return_exceptions=True) reads it. */
+static PyObject *
+sibling_get_cancel_message(PyObject *self, void *Py_UNUSED(closure))
+{
     SiblingObject *s = (SiblingObject *)self;
-    mod_state *st = s->waiter->mst;
-    return s->cancel_msg ? PyObject_CallOneArg(st->CancelledError, s->cancel_msg)
-                         : PyObject_CallNoArgs(st->CancelledError);
+    if (s->state == SIB_CANCELLED || !sibling_is_cancelled(s)) {
+        return Py_NewRef(s->cancel_msg ? s->cancel_msg : Py_None);
+    }
+    return sibling_target_cancelled_msg(s);
 }
 
 static PyObject *
@@ -730,6 +755,7 @@ static PyMethodDef sibling_methods[] = {
 
 static PyGetSetDef sibling_getset[] = {
     {"_asyncio_future_blocking", sibling_get_blocking, sibling_set_blocking, NULL, NULL},
+    {"_cancel_message", sibling_get_cancel_message, NULL, NULL, NULL},
     {NULL},
 };
 

@@ -139,6 +139,9 @@ struct NodeObject {
     int must_cancel;
     int num_cancels_requested;
     int cancelled_by_graph;
+    int stop_pending;       /* the graph's stop went to fut_waiter, which may
+                               swallow it (gather whose child failed): the
+                               next step throws CancelledError regardless */
     int timed_out;
     int ended;
     int queued;

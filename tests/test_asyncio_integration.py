@@ -731,6 +731,82 @@ async def test_gather_of_failing_sibling_raises_its_error(ba):
     assert r["b"] == ba.Settled.fulfilled("B")
 
 
+async def test_gather_of_finished_sibling_is_a_traced_dependency(ba):
+    """A sibling awaited through gather() counts in .deps, also when it had already finished."""
+    traces: list[Any] = []
+
+    async def waiter(self):
+        return await asyncio.gather(self.done_first)
+
+    await ba.all({"done_first": lambda: 1, "waiter": waiter}, debug=traces.append)
+    assert traces[0].tasks["waiter"].deps == ("done_first",)
+
+
+async def test_gather_of_a_sibling_the_graph_cancelled_is_cancelled(ba):
+    """Seen through gather(), a sibling the graph cancelled is a cancelled future, not an error."""
+    seen: list[Any] = []
+
+    async def slow():
+        await asyncio.sleep(1)
+
+    async def cleaner(self):
+        try:
+            await asyncio.sleep(1)
+        except asyncio.CancelledError:
+            await asyncio.sleep(0.02)  # `slow` has finished being cancelled by now
+            seen.extend(await asyncio.gather(self.slow, return_exceptions=True))
+            raise
+
+    async def failing():
+        await asyncio.sleep(0.01)
+        raise ValueError("boom")
+
+    with pytest.raises(ValueError, match="boom"):
+        await ba.all({"slow": slow, "cleaner": cleaner, "failing": failing})
+    assert len(seen) == 1 and isinstance(seen[0], asyncio.CancelledError), seen
+
+
+async def test_gather_with_return_exceptions_in_a_stopped_task_ends(ba):
+    """gather(self.x, return_exceptions=True) in a task the graph stops ends (3.11 reads _cancel_message)."""
+
+    async def slow():
+        await asyncio.sleep(1)
+
+    async def watcher(self):
+        return await asyncio.gather(self.slow, return_exceptions=True)
+
+    def ender(self):
+        self._end("done")
+
+    started = time.monotonic()
+    assert await ba.flow({"slow": slow, "watcher": watcher, "end": ender}) == "done"
+    assert time.monotonic() - started < 0.5
+
+
+async def test_graph_stop_is_not_lost_in_a_gather_whose_child_failed(ba):
+    """A task in gather() still stops when the failure that stops the graph also ends its gather."""
+    after: list[str] = []
+
+    async def waiter(self):
+        try:
+            await asyncio.gather(self.ready, self.failing)
+        except Exception:
+            # gather() handed the failure on instead of the cancellation;
+            # the graph's stop must still reach this task.
+            await asyncio.sleep(0.2)
+            after.append("kept running")
+
+    async def failing(self):
+        await self.ready
+        raise ValueError("boom")
+
+    started = time.monotonic()
+    with pytest.raises(ValueError, match="boom"):
+        await ba.all({"ready": lambda: 1, "waiter": waiter, "failing": failing})
+    assert time.monotonic() - started < 0.15
+    assert after == []
+
+
 async def test_wait_for_sibling_not_expiring(ba):
     """asyncio.wait_for(self.a, 1) gives the sibling's result."""
 
