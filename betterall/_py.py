@@ -440,7 +440,7 @@ class _Context:
 class _Sibling:
     """The awaitable ``self.<name>``: the result of a sibling task."""
 
-    __slots__ = ("_waiter", "_target")
+    __slots__ = ("_waiter", "_target", "__weakref__")
 
     def __init__(self, waiter: _Node, target: _Node) -> None:
         self._waiter = waiter

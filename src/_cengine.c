@@ -179,7 +179,7 @@ module_exec(PyObject *module)
     X(s_remove_done_callback) X(s_call_soon) X(s_call_later) X(s_create_future) \
     X(s_set_result) X(s_done) X(s_result) X(s_cancel) X(s_throw) X(s_blocking)  \
     X(s_abort) X(s_for_name) X(s_value) X(s_fulfilled) X(s_rejected)          \
-    X(s_cancelled) X(s_ended) X(s_gi_code) X(s_co_flags) X(kw_context)
+    X(s_cancelled) X(s_ended) X(s_gi_code) X(s_co_flags) X(kw_context) X(stop_iter)
 
 static int
 module_traverse(PyObject *module, visitproc visit, void *arg)

@@ -452,6 +452,7 @@ graph_result(GraphObject *g)
 {
     mod_state *st = g->state;
     g->finished = 1;
+    Py_CLEAR(st->stop_iter); /* it may hold a result of this call */
     PyObject *error = g->caller_exc ? g->caller_exc : g->error;
     if (g->report != NULL && g->n > 0) {
         if (graph_report(g, error != NULL) < 0) {

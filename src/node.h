@@ -360,6 +360,7 @@ node_get_proxy(NodeObject *node)
     }
     proxy->node = (NodeObject *)Py_NewRef(node);
     proxy->signal = NULL;
+    proxy->spare = NULL;
     proxy->weakreflist = NULL;
     PyObject_GC_Track(proxy);
     node->proxy = (PyObject *)proxy;

@@ -51,7 +51,28 @@ context_sibling(ContextObject *self, PyObject *name)
         }
         return NULL;
     }
-    SiblingObject *s = PyObject_GC_New(SiblingObject, st->SiblingType);
+    /* A task awaits one sibling after another, and drops each awaitable
+     * once awaited: the context keeps the last one and, when nobody else
+     * holds it any more (no waiter list, no gather, no weak reference),
+     * makes it the next one instead of allocating. */
+    SiblingObject *s = (SiblingObject *)self->spare;
+    if (s != NULL && Py_REFCNT(s) == 1 && s->weakreflist == NULL) {
+        PyObject *old_target = (PyObject *)s->target;
+        PyObject *old_callbacks = s->callbacks;
+        PyObject *old_msg = s->cancel_msg;
+        s->target = (NodeObject *)Py_NewRef(target);
+        s->callbacks = NULL;
+        s->cancel_msg = NULL;
+        s->t_wait = 0.0;
+        s->state = SIB_INIT;
+        s->blocking = 0;
+        s->parked = 0;
+        Py_DECREF(old_target);
+        Py_XDECREF(old_callbacks);
+        Py_XDECREF(old_msg);
+        return Py_NewRef(s);
+    }
+    s = PyObject_GC_New(SiblingObject, st->SiblingType);
     if (s == NULL) {
         return NULL;
     }
@@ -65,6 +86,7 @@ context_sibling(ContextObject *self, PyObject *name)
     s->blocking = 0;
     s->parked = 0;
     PyObject_GC_Track(s);
+    Py_XSETREF(self->spare, Py_NewRef(s));
     return (PyObject *)s;
 }
 
@@ -191,6 +213,7 @@ context_traverse(ContextObject *self, visitproc visit, void *arg)
     Py_VISIT(Py_TYPE(self));
     Py_VISIT(self->node);
     Py_VISIT(self->signal);
+    Py_VISIT(self->spare);
     return 0;
 }
 
@@ -202,6 +225,7 @@ context_clear(ContextObject *self)
     }
     Py_CLEAR(self->node);
     Py_CLEAR(self->signal);
+    Py_CLEAR(self->spare);
     return 0;
 }
 

@@ -310,6 +310,18 @@ sibling_note_dep(SiblingObject *s)
     }
 }
 
+/* gather() and friends wait through the Future interface: done(), then
+ * callbacks or, for a finished sibling, result()/exception().  Any use of
+ * it counts as a wait (only `self.x` alone does not), so that the traced
+ * deps keep the order in which the siblings were handed to asyncio. */
+static void
+sibling_note_foreign_wait(SiblingObject *s)
+{
+    if (s->state == SIB_INIT && s->waiter->graph != NULL && s->waiter->graph->report != NULL) {
+        sibling_note_dep(s);
+    }
+}
+
 static PySendResult
 sibling_am_send(PyObject *self, PyObject *arg, PyObject **result)
 {
@@ -374,11 +386,74 @@ send_result_to_iter(PySendResult r, PyObject *result, int is_iternext)
     return result; /* yielded, or NULL with the error set */
 }
 
+/* Raise StopIteration(value), reusing the module's instance when nobody
+ * else holds it.
+ *
+ * From 3.12 on, the interpreter's `await` drives a non-generator awaitable
+ * through tp_iternext, not am_send, so every await of a finished sibling
+ * returns its value in a StopIteration: creating one costs more than the
+ * rest of the await (issue 4).  The interpreter takes the value out and
+ * drops the exception at once, so the instance is free again right after.
+ * Reuse is safe only when our reference is the only one (nobody caught
+ * it and kept it) and it carries nothing from an earlier trip (traceback,
+ * context, cause, notes, attributes); otherwise a new one is made.
+ * graph_result() drops the instance so that no value outlives its call. */
+static void
+raise_stop_iteration_reused(mod_state *st, PyObject *value)
+{
+    PyObject *e = st->stop_iter;
+    PyBaseExceptionObject *b = (PyBaseExceptionObject *)e;
+    if (e == NULL || Py_REFCNT(e) != 1 || b->dict != NULL || b->notes != NULL ||
+        b->traceback != NULL || b->context != NULL || b->cause != NULL) {
+        e = PyObject_CallOneArg(PyExc_StopIteration, value);
+        if (e == NULL) {
+            return;
+        }
+        Py_XSETREF(st->stop_iter, e);
+        PyErr_Restore(Py_NewRef(PyExc_StopIteration), Py_NewRef(e), NULL);
+        return;
+    }
+    PyStopIterationObject *si = (PyStopIterationObject *)e;
+    PyObject *old_value = si->value;
+    PyObject *old_item = NULL;
+    PyObject *args = si->args;
+    if (args != NULL && PyTuple_CheckExact(args) && PyTuple_GET_SIZE(args) == 1 &&
+        Py_REFCNT(args) == 1) {
+        /* Nobody else sees the args tuple either: refill it in place, as
+         * zip() and dict iterators reuse their result tuple. */
+        old_item = PyTuple_GET_ITEM(args, 0);
+        PyTuple_SET_ITEM(args, 0, Py_NewRef(value));
+        if (!PyObject_GC_IsTracked(args)) {
+            PyObject_GC_Track(args);
+        }
+        args = NULL;
+    }
+    else {
+        PyObject *fresh = PyTuple_Pack(1, value);
+        if (fresh == NULL) {
+            return;
+        }
+        si->args = fresh; /* the old tuple is dropped below */
+    }
+    si->value = Py_NewRef(value);
+    PyErr_Restore(Py_NewRef(PyExc_StopIteration), Py_NewRef(e), NULL);
+    /* Last: dropping the old objects can run code that awaits again (it
+     * then finds the instance in use and makes its own). */
+    Py_XDECREF(old_value);
+    Py_XDECREF(old_item);
+    Py_XDECREF(args);
+}
+
 static PyObject *
 sibling_iternext(PyObject *self)
 {
     PyObject *result;
     PySendResult r = sibling_am_send(self, Py_None, &result);
+    if (r == PYGEN_RETURN && result != Py_None) {
+        raise_stop_iteration_reused(((SiblingObject *)self)->target->mst, result);
+        Py_DECREF(result);
+        return NULL;
+    }
     return send_result_to_iter(r, result, 1);
 }
 
@@ -503,12 +578,14 @@ sibling_complete_all(NodeObject *target)
 static PyObject *
 sibling_done(PyObject *self, PyObject *Py_UNUSED(ignored))
 {
+    sibling_note_foreign_wait((SiblingObject *)self);
     return PyBool_FromLong(sibling_is_done((SiblingObject *)self));
 }
 
 static PyObject *
 sibling_cancelled(PyObject *self, PyObject *Py_UNUSED(ignored))
 {
+    sibling_note_foreign_wait((SiblingObject *)self);
     return PyBool_FromLong(sibling_is_cancelled((SiblingObject *)self));
 }
 
@@ -520,6 +597,7 @@ sibling_result(PyObject *self, PyObject *Py_UNUSED(ignored))
         PyErr_SetString(s->waiter->mst->InvalidStateError, "Result is not set.");
         return NULL;
     }
+    sibling_note_foreign_wait(s);
     return sibling_outcome(s);
 }
 
@@ -532,6 +610,7 @@ sibling_exception(PyObject *self, PyObject *Py_UNUSED(ignored))
         PyErr_SetString(st->InvalidStateError, "Exception is not set.");
         return NULL;
     }
+    sibling_note_foreign_wait(s);
     if (!sibling_is_cancelled(s)) {
         if (s->target->status == ST_FULFILLED) {
             Py_RETURN_NONE;
@@ -558,11 +637,7 @@ sibling_add_done_callback(PyObject *self, PyObject *const *args, Py_ssize_t narg
     if (context == NULL) {
         return NULL;
     }
-    if (s->state == SIB_INIT && s->waiter->graph != NULL && s->waiter->graph->report != NULL) {
-        /* gather() and friends wait through callbacks: that is a wait too,
-         * also on a sibling that has already finished. */
-        sibling_note_dep(s);
-    }
+    sibling_note_foreign_wait(s);
     if (sibling_is_done(s)) {
         GraphObject *g = s->waiter->graph;
         int r = call_soon_in(g ? g->loop : NULL, s->waiter->mst, args[0], self, context);

@@ -100,6 +100,9 @@ typedef struct {
     PyObject *s_gi_code;
     PyObject *s_co_flags;
     PyObject *kw_context; /* ("context",) */
+    /* One StopIteration reused for the results of awaits of finished
+     * siblings (see raise_stop_iteration_reused); NULL between calls. */
+    PyObject *stop_iter;
 } mod_state;
 
 typedef struct GraphObject GraphObject;
@@ -190,6 +193,7 @@ typedef struct {
     PyObject_HEAD
     NodeObject *node; /* strong */
     PyObject *signal; /* the graph's Signal, handed over when the graph goes */
+    PyObject *spare;  /* the last SiblingObject it made, reused once free */
     PyObject *weakreflist;
 } ContextObject;
 

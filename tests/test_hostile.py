@@ -639,6 +639,90 @@ async def test_end_through_a_stored_self_after_the_flow_returned(ba, ended):
         kept[0]._end("after the call")
 
 
+# -- the objects an await hands out -------------------------------------------------------------
+
+
+async def test_stop_iteration_caught_by_hand_keeps_its_value(ba):
+    """Driving a finished sibling's awaitable by hand gives StopIteration(value);
+    keeping that exception does not change what later awaits return."""
+    caught: list[StopIteration] = []
+
+    async def waiter(self: Any) -> tuple:
+        for name in ("a", "b"):
+            it = self[name].__await__()
+            try:
+                it.send(None)
+            except StopIteration as exc:
+                caught.append(exc)
+        return (await self.a, await self.b, await self.a)
+
+    r = await ba.all({"a": lambda: ("A",), "b": lambda: ["B"], "waiter": waiter})
+    assert r["waiter"] == (("A",), ["B"], ("A",))
+    assert [(e.value, e.args) for e in caught] == [(("A",), (("A",),)), (["B"], (["B"],))]
+
+
+async def test_stop_iteration_from_next_has_a_fresh_state(ba):
+    """next() on a finished sibling's awaitable raises a StopIteration with the
+    value, no leftover traceback chain and no context, every time."""
+    seen: list[tuple] = []
+
+    async def waiter(self: Any) -> int:
+        for _ in range(3):
+            try:
+                raise KeyError("handled")
+            except KeyError:
+                try:
+                    next(self.a.__await__())
+                except StopIteration as exc:
+                    depth = 0
+                    tb = exc.__traceback__
+                    while tb is not None:
+                        depth, tb = depth + 1, tb.tb_next
+                    seen.append((exc.value, exc.__cause__, depth))
+        return await self.a
+
+    r = await ba.all({"a": lambda: 7, "waiter": waiter})
+    assert r["waiter"] == 7
+    assert seen == [(7, None, 1)] * 3
+
+
+async def test_awaitables_kept_while_taking_others(ba):
+    """Awaitables of several siblings held at once stay distinct; each one
+    still gives its own sibling after others were taken and awaited."""
+
+    async def a() -> str:
+        await asyncio.sleep(0.01)
+        return "A"
+
+    async def waiter(self: Any) -> tuple:
+        first = self.a
+        second = self.b
+        assert first is not second
+        got_b = await second
+        third = self.c
+        return (await first, got_b, await third, await first, await second)
+
+    r = await ba.all({"a": a, "b": lambda: "B", "c": lambda: "C", "waiter": waiter})
+    assert r["waiter"] == ("A", "B", "C", "A", "B")
+
+
+async def test_awaitable_with_a_weak_reference_is_not_recycled(ba):
+    """A weak reference to an awaited sibling awaitable keeps pointing at
+    that awaitable, not at one taken later."""
+    import weakref
+
+    async def waiter(self: Any) -> tuple:
+        first = self.a
+        ref = weakref.ref(first)
+        value = await first
+        del first
+        later = self.b
+        return (value, await later, ref() is None or ref() is not later)
+
+    r = await ba.all({"a": lambda: "A", "b": lambda: "B", "waiter": waiter})
+    assert r["waiter"] == ("A", "B", True)
+
+
 # -- awaiting a sibling after the call returned -----------------------------------------------
 
 

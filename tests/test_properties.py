@@ -218,8 +218,9 @@ class _Gather:
 
 
 class _FreeRun:
-    def __init__(self, case: Case) -> None:
+    def __init__(self, case: Case, sync_gather: bool = False) -> None:
         self.case = case
+        self.sync_gather = sync_gather
         self.tasks = case.tasks
         self.index = {t.name: i for i, t in enumerate(case.tasks)}
         n = len(case.tasks)
@@ -256,17 +257,22 @@ class _FreeRun:
     def _post(self, key: tuple) -> bool:
         return key[1] == 1
 
+    def _resume(self, i: int, key: tuple, incoming: tuple) -> bool:
+        """The awaited step of task i gave `incoming`: False if the task ended."""
+        step = self.tasks[i].steps[self.pc[i]]
+        if incoming[0] == "vals":
+            for v in incoming[1]:
+                self.acc[i] = _fold(self.acc[i], v)
+        elif incoming[0] == "exc":
+            if not self._handle(i, key, step, incoming[1]):
+                return False
+        self.pc[i] += 1
+        return True
+
     def _run(self, i: int, key: tuple, incoming: tuple | None) -> None:
         td = self.tasks[i]
-        if incoming is not None:
-            step = td.steps[self.pc[i]]
-            if incoming[0] == "vals":
-                for v in incoming[1]:
-                    self.acc[i] = _fold(self.acc[i], v)
-            elif incoming[0] == "exc":
-                if not self._handle(i, key, step, incoming[1]):
-                    return
-            self.pc[i] += 1
+        if incoming is not None and not self._resume(i, key, incoming):
+            return
         while self.pc[i] < len(td.steps):
             step = td.steps[self.pc[i]]
             if isinstance(step, Sleep):
@@ -276,8 +282,10 @@ class _FreeRun:
                 if d not in self.first_awaits[i]:
                     self.first_awaits[i].append(d)
             if step.gather:
-                self._gather(i, key, step)
-                return
+                now = self._gather(i, key, step)
+                if now is None or not self._resume(i, key, now):
+                    return
+                continue
             j = self.index[step.deps[0]]
             if j == i:
                 canon = ("cycle", td.name, self.pc[i])
@@ -350,8 +358,15 @@ class _FreeRun:
         self._finish(i, key, ("err", canon))
         return False
 
-    def _gather(self, i: int, key: tuple, step: Await) -> None:
-        """Start a gather step: the task suspends."""
+    def _gather(self, i: int, key: tuple, step: Await) -> tuple | None:
+        """Start a gather step: the task suspends (None), or goes on at once.
+
+        From 3.12 on, gather() resolves at the call when a sibling given to
+        it has already failed, or all have finished; the C engine's sibling
+        awaitables are such finished futures, so the task does not suspend
+        (``sync_gather``).  The pure-Python engine wraps each one in a task,
+        and on 3.11 gather() always waits for done callbacks: it suspends.
+        """
         deps = tuple(self.index[d] for d in step.deps)
         g = _Gather(key, deps, [None] * len(deps), 0)
         self.gathers.append(g)
@@ -367,7 +382,6 @@ class _FreeRun:
                         first_fail = self._err_of(out)
             else:
                 g.pending += 1
-        # gather() always suspends the task, also when every sibling is done.
         if first_fail is not None:
             # Done callbacks of finished futures run in argument order.
             g.resolved = True
@@ -375,16 +389,21 @@ class _FreeRun:
             for j in deps:
                 if not self.done[j]:
                     self.waiters[j].append((i, g))  # to record late failures
-            self._push(key[0], i, ("exc", first_fail))
-            return
+            return self._now_or_later(i, key, ("exc", first_fail))
         if g.pending == 0:
             g.resolved = True
-            self._push(key[0], i, ("vals", list(g.values)))
-            return
+            return self._now_or_later(i, key, ("vals", list(g.values)))
         for pos, j in enumerate(deps):
             if not self.done[j]:
                 self.blocked[i][j] = key
                 self.waiters[j].append((i, g))
+        return None
+
+    def _now_or_later(self, i: int, key: tuple, incoming: tuple) -> tuple | None:
+        if self.sync_gather:
+            return incoming
+        self._push(key[0], i, incoming)
+        return None
 
     def _check_gather(self, g: _Gather) -> None:
         """Flag a gather whose first failing sibling is not determined by the contract.
@@ -456,8 +475,13 @@ class Expected:
 _STATUS = {"ok": "fulfilled", "err": "rejected", "ended": "ended"}
 
 
-def _expect(case: Case) -> Expected:
-    run = _FreeRun(case)
+def _gather_is_sync(ba: Any) -> bool:
+    """Whether gather() over finished siblings resolves without suspending."""
+    return ba.ENGINE == "c" and sys.version_info >= (3, 12)
+
+
+def _expect(case: Case, sync_gather: bool = False) -> Expected:
+    run = _FreeRun(case, sync_gather)
     names = [t.name for t in case.tasks]
     fin = run.fin
     free_end = max(k[0] for k in fin)
@@ -1044,7 +1068,7 @@ _EX_GATHER_STOP = Case("all", (
 @given(case=cases())
 def test_random_graph_matches_model(ba: Any, case: Case) -> None:
     """A random graph, on a virtual clock: outcome, cancellations, traces and makespan as the model says."""
-    exp = _expect(case)
+    exp = _expect(case, _gather_is_sync(ba))
     obs, rec = _execute(ba, case, virtual=True)
     observed = _observed_outcome(case, obs, rec, ba)
     note(f"engine {ba.ENGINE}; model: {exp}\nobserved: {observed}")
@@ -1080,7 +1104,7 @@ def test_random_graph_matches_model(ba: Any, case: Case) -> None:
 @given(case=cases(real_loop=True))
 def test_random_graph_on_real_loop(ba: Any, case: Case) -> None:
     """A random acyclic graph on the real loop: makespan within 30 ms + 50 % of the critical path."""
-    exp = _expect(case)
+    exp = _expect(case, _gather_is_sync(ba))
     # When the model's outcome is decided (its first failure or _end), or
     # else when the last task ends: the critical path.
     end = exp.end_ticks * TICK
@@ -1112,7 +1136,7 @@ def _check_real_run(ba: Any, case: Case, exp: Expected, obs: Observed, rec: _Rec
     _check_hygiene(case, obs, exp)
     free_end = exp.free_end * TICK
     decided = exp.reason is not None
-    run = _FreeRun(case)
+    run = _FreeRun(case, _gather_is_sync(ba))
     # A gather with two different failing siblings takes whichever fails
     # first: on a real clock, that is not determined when they are this close.
     racy = any(
