@@ -4,7 +4,8 @@ file adds the C engine.
 Environment switches:
   BETTERALL_NO_EXTENSIONS=1  build without the C engine (pure Python only)
   BETTERALL_SANITIZE=1       -fsanitize=address,undefined (see scripts/sanitize.sh)
-  BETTERALL_DEBUG_BUILD=1    -O0 -g3 with assertions on
+  BETTERALL_DEBUG_BUILD=1    -O0 -g3, invariant checks and live-object counters
+                             (betterall._cengine._live_objects())
 """
 
 import os
@@ -20,6 +21,7 @@ extra_compile_args = ["-std=c11", "-Wall", "-Wextra", "-Wno-unused-parameter",
                       "-Wno-missing-field-initializers"]
 extra_link_args = []
 undef_macros = []
+define_macros = []
 if flag("BETTERALL_SANITIZE"):
     extra_compile_args += ["-fsanitize=address,undefined", "-fno-omit-frame-pointer",
                            "-fno-sanitize-recover=undefined", "-O1", "-g"]
@@ -27,6 +29,7 @@ if flag("BETTERALL_SANITIZE"):
 if flag("BETTERALL_DEBUG_BUILD"):
     extra_compile_args += ["-O0", "-g3"]
     undef_macros += ["NDEBUG"]
+    define_macros += [("BA_DEBUG", "1")]
 
 ext_modules = []
 if not flag("BETTERALL_NO_EXTENSIONS"):
@@ -39,6 +42,7 @@ if not flag("BETTERALL_NO_EXTENSIONS"):
             extra_compile_args=extra_compile_args,
             extra_link_args=extra_link_args,
             undef_macros=undef_macros,
+            define_macros=define_macros,
         )
     )
 

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Build the C engine with AddressSanitizer + UndefinedBehaviorSanitizer in a
-# throwaway venv and run the test suite under it.
+# Build the C engine with AddressSanitizer + UndefinedBehaviorSanitizer, as a
+# debug build (BETTERALL_DEBUG_BUILD=1: invariant checks, and live-object
+# counters that tests/conftest.py checks after every test), in a throwaway
+# venv, and run the test suite under it.
 #
 #   scripts/sanitize.sh [python3.X] [pytest args...]
 #
@@ -18,7 +20,7 @@ trap 'rm -rf "$work"' EXIT
 cp -r "$here" "$work/src"
 rm -rf "$work/src/.venv" "$work/src/build" "$work/src"/betterall/*.so
 "$work/venv/bin/pip" install -q "setuptools>=77" wheel
-(cd "$work/src" && BETTERALL_SANITIZE=1 "$work/venv/bin/pip" install -q --no-build-isolation '.[test]')
+(cd "$work/src" && BETTERALL_SANITIZE=1 BETTERALL_DEBUG_BUILD=1 "$work/venv/bin/pip" install -q --no-build-isolation '.[test]')
 asan=$(gcc -print-file-name=libasan.so)
 ubsan=$(gcc -print-file-name=libubsan.so)
 cd "$work/src"

@@ -60,11 +60,30 @@ PyDoc_STRVAR(flow_doc,
 "Run every task at once until one calls self._end(value); await the\n"
 "result for that value (None if no task ended the flow).");
 
+/* _live_objects(): in a debug build, how many engine objects of each type
+ * are alive; None in a release build.  The test suite checks after every
+ * test that none were left behind. */
+static PyObject *
+ba_live_objects(PyObject *module, PyObject *Py_UNUSED(ignored))
+{
+#ifdef BA_DEBUG
+    mod_state *st = PyModule_GetState(module);
+    return Py_BuildValue("{snsnsnsn}", "Graph", st->live[LIVE_GRAPH], "Node",
+                         st->live[LIVE_NODE], "Context", st->live[LIVE_CONTEXT],
+                         "Sibling", st->live[LIVE_SIBLING]);
+#else
+    (void)module;
+    Py_RETURN_NONE;
+#endif
+}
+
 static PyMethodDef module_methods[] = {
     {"all", (PyCFunction)(void (*)(void))ba_all, METH_FASTCALL | METH_KEYWORDS, all_doc},
     {"all_settled", (PyCFunction)(void (*)(void))ba_all_settled,
      METH_FASTCALL | METH_KEYWORDS, all_settled_doc},
     {"flow", (PyCFunction)(void (*)(void))ba_flow, METH_FASTCALL | METH_KEYWORDS, flow_doc},
+    {"_live_objects", ba_live_objects, METH_NOARGS,
+     "Live engine objects per type in a debug build, else None."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -17,6 +17,8 @@
 static void
 graph_enqueue(GraphObject *g, NodeObject *node)
 {
+    BA_ASSERT(node->graph == g);
+    BA_ASSERT(g->ready_len <= g->ready_cap);
     if (node->queued || node->state == NODE_DONE) {
         return;
     }
@@ -447,12 +449,29 @@ make_settled(mod_state *st, NodeObject *node)
 
 /* All nodes are done: the call's value (new reference), or NULL with its
  * error raised. */
+/* The call is over.  Its nodes were left untracked by the collector while
+ * it ran (the graph owns them; see graph_add_node); from now on the graph
+ * may live on in a reference cycle (its error's traceback holds a frame
+ * that holds the graph, as with `await asyncio.wait_for(ba.all(...), t)`),
+ * and the collector must see the references its nodes hold, or the cycle
+ * could never be freed. */
+static void
+graph_set_finished(GraphObject *g)
+{
+    g->finished = 1;
+    Py_CLEAR(g->state->stop_iter); /* it may hold a result of this call */
+    for (Py_ssize_t i = 0; i < g->n; i++) {
+        if (!PyObject_GC_IsTracked((PyObject *)g->nodes[i])) {
+            PyObject_GC_Track(g->nodes[i]);
+        }
+    }
+}
+
 static PyObject *
 graph_result(GraphObject *g)
 {
     mod_state *st = g->state;
-    g->finished = 1;
-    Py_CLEAR(st->stop_iter); /* it may hold a result of this call */
+    graph_set_finished(g);
     PyObject *error = g->caller_exc ? g->caller_exc : g->error;
     if (g->report != NULL && g->n > 0) {
         if (graph_report(g, error != NULL) < 0) {
@@ -617,7 +636,7 @@ graph_am_send(PyObject *self, PyObject *arg, PyObject **result)
             g->started = 1;
         }
         else if (graph_start(g) < 0) {
-            g->finished = 1;
+            graph_set_finished(g);
             *result = NULL;
             return PYGEN_ERROR;
         }
@@ -683,7 +702,7 @@ graph_throw(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
             }
             g->remaining = 0;
         }
-        g->finished = 1;
+        graph_set_finished(g);
         ba_raise(exc);
         Py_DECREF(exc);
         return NULL;
@@ -737,7 +756,7 @@ graph_close(PyObject *self, PyObject *Py_UNUSED(ignored))
         }
     }
     g->started = 1;
-    g->finished = 1;
+    graph_set_finished(g);
     Py_RETURN_NONE;
 }
 
@@ -873,6 +892,7 @@ graph_dealloc(GraphObject *self)
     self->ready = NULL;
     PyMem_Free(self->soon);
     self->soon = NULL;
+    ba_live_dealloc(tp, LIVE_GRAPH);
     tp->tp_free((PyObject *)self);
     Py_DECREF(tp);
 }
@@ -949,6 +969,7 @@ graph_add_node(GraphObject *g, PyObject *name, PyObject *fn, int wants_ctx, int 
         return -1;
     }
     memset((char *)node + sizeof(PyObject), 0, sizeof(NodeObject) - sizeof(PyObject));
+    BA_LIVE_ADD(st, LIVE_NODE, 1);
     node->mst = st;
     node->graph = g; /* borrowed: see NodeObject */
     node->name = Py_NewRef(name);
@@ -1060,6 +1081,7 @@ graph_new(mod_state *st, int mode, PyObject *tasks, PyObject *debug, PyObject *t
         return NULL;
     }
     memset((char *)g + sizeof(PyObject), 0, sizeof(GraphObject) - sizeof(PyObject));
+    BA_LIVE_ADD(st, LIVE_GRAPH, 1);
     g->state = st;
     g->mode = mode;
     g->report = report;

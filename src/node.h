@@ -203,6 +203,8 @@ node_finish(NodeObject *node, int status, PyObject *value, PyObject *error)
     if (node->state == NODE_DONE) {
         return 0;
     }
+    BA_ASSERT(g != NULL && g->remaining > 0);
+    BA_ASSERT(node->parked == NULL && !node->queued);
     if (g->report != NULL) {
         node->t_end = ba_now(g->state);
         if (node->state == NODE_PENDING) {
@@ -223,6 +225,7 @@ node_finish(NodeObject *node, int status, PyObject *value, PyObject *error)
     if (sibling_complete_all(node) < 0) {
         rc = -1;
     }
+    BA_ASSERT(node->waiters == NULL);
     if (node->callbacks != NULL) {
         /* Foreign done callbacks (add_done_callback on current_task()). */
         PyObject *cbs = node->callbacks;
@@ -358,6 +361,7 @@ node_get_proxy(NodeObject *node)
     if (proxy == NULL) {
         return NULL;
     }
+    BA_LIVE_ADD(node->mst, LIVE_CONTEXT, 1);
     proxy->node = (NodeObject *)Py_NewRef(node);
     proxy->signal = NULL;
     proxy->spare = NULL;
@@ -454,6 +458,8 @@ static int
 node_step(NodeObject *node)
 {
     GraphObject *g = node->graph;
+    BA_ASSERT(g != NULL && node->state != NODE_DONE);
+    BA_ASSERT(node->parked == NULL);
     mod_state *st = g->state;
     PyObject *exc = node->resume_exc;
     node->resume_exc = NULL;
@@ -1099,6 +1105,7 @@ node_dealloc(NodeObject *self)
         PyObject_ClearWeakRefs((PyObject *)self);
     }
     (void)node_clear(self);
+    ba_live_dealloc(tp, LIVE_NODE);
     tp->tp_free((PyObject *)self);
     Py_DECREF(tp);
 }

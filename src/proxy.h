@@ -57,6 +57,8 @@ context_sibling(ContextObject *self, PyObject *name)
      * makes it the next one instead of allocating. */
     SiblingObject *s = (SiblingObject *)self->spare;
     if (s != NULL && Py_REFCNT(s) == 1 && s->weakreflist == NULL) {
+        /* Nobody holds it, so it cannot be registered anywhere. */
+        BA_ASSERT(s->state != SIB_BLOCKED && !s->parked && s->waiter == node);
         PyObject *old_target = (PyObject *)s->target;
         PyObject *old_callbacks = s->callbacks;
         PyObject *old_msg = s->cancel_msg;
@@ -76,6 +78,7 @@ context_sibling(ContextObject *self, PyObject *name)
     if (s == NULL) {
         return NULL;
     }
+    BA_LIVE_ADD(st, LIVE_SIBLING, 1);
     s->waiter = (NodeObject *)Py_NewRef(node);
     s->target = (NodeObject *)Py_NewRef(target);
     s->callbacks = NULL;
@@ -238,6 +241,7 @@ context_dealloc(ContextObject *self)
         PyObject_ClearWeakRefs((PyObject *)self);
     }
     (void)context_clear(self);
+    ba_live_dealloc(tp, LIVE_CONTEXT);
     tp->tp_free((PyObject *)self);
     Py_DECREF(tp);
 }

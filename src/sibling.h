@@ -804,6 +804,7 @@ sibling_dealloc(SiblingObject *self)
         PyObject_ClearWeakRefs((PyObject *)self);
     }
     (void)sibling_clear(self);
+    ba_live_dealloc(tp, LIVE_SIBLING);
     tp->tp_free((PyObject *)self);
     Py_DECREF(tp);
 }

@@ -12,6 +12,20 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stddef.h>
+#include <assert.h>
+
+/* Debug builds (BETTERALL_DEBUG_BUILD=1 defines BA_DEBUG and undefines
+ * NDEBUG): BA_ASSERT checks the engine's invariants, and the module counts
+ * its live objects per type (see _live_objects()), which the test suite
+ * checks after every test.  Release builds compile both away. */
+enum { LIVE_GRAPH, LIVE_NODE, LIVE_CONTEXT, LIVE_SIBLING, LIVE_KINDS };
+#ifdef BA_DEBUG
+#define BA_ASSERT(cond) assert(cond)
+#define BA_LIVE_ADD(st, kind, d) ((st)->live[kind] += (d))
+#else
+#define BA_ASSERT(cond) ((void)0)
+#define BA_LIVE_ADD(st, kind, d) ((void)0)
+#endif
 
 #if PY_VERSION_HEX < 0x030C0000
 #  include <structmember.h>
@@ -103,7 +117,28 @@ typedef struct {
     /* One StopIteration reused for the results of awaits of finished
      * siblings (see raise_stop_iteration_reused); NULL between calls. */
     PyObject *stop_iter;
+#ifdef BA_DEBUG
+    Py_ssize_t live[LIVE_KINDS];
+#endif
 } mod_state;
+
+/* In a dealloc: one object of `kind` fewer.  The state comes from the type
+ * (a heap type made from the module), never from the object's fields,
+ * which may already be cleared. */
+static inline void
+ba_live_dealloc(PyTypeObject *tp, int kind)
+{
+#ifdef BA_DEBUG
+    mod_state *st = PyType_GetModuleState(tp);
+    if (st != NULL) {
+        assert(st->live[kind] > 0);
+        st->live[kind]--;
+    }
+#else
+    (void)tp;
+    (void)kind;
+#endif
+}
 
 typedef struct GraphObject GraphObject;
 typedef struct NodeObject NodeObject;

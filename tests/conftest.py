@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import inspect
 import os
 import types
+from typing import Any
 
 # Every event loop of the suite runs in asyncio debug mode (slow callbacks,
 # never-retrieved exceptions and never-awaited coroutines are reported; with
@@ -35,6 +37,50 @@ def ba(engine_name: str) -> types.SimpleNamespace:
     api = {name: getattr(betterall, name) for name in betterall.__all__}
     api.update(all=engine.all, all_settled=engine.all_settled, flow=engine.flow)
     return types.SimpleNamespace(ENGINE=engine_name, **api)
+
+
+_live_objects = getattr(ENGINES.get("c"), "_live_objects", None)
+_DEBUG_BUILD = _live_objects is not None and _live_objects() is not None
+
+
+_leaks: list[tuple[str, dict[str, int]]] = []
+_counts: list[dict[str, int]] = []  # live objects after the last test
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> object:
+    """In a debug build of the C engine, no test leaves an engine object alive.
+
+    Counted around the whole protocol of a test (set-up, call, tear-down of
+    every fixture, its event loop included), then reported at the end."""
+    if not _DEBUG_BUILD:
+        yield
+        return
+    if not _counts:
+        gc.collect()
+        _counts.append(_live_objects())
+    yield
+    gc.collect()  # one collection per test: the next test starts from here
+    before, after = _counts[-1], _live_objects()
+    _counts[-1] = after
+    grown = {kind: after[kind] - before[kind] for kind in after if after[kind] > before[kind]}
+    if grown:
+        _leaks.append((item.nodeid, grown))
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if _leaks:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if _DEBUG_BUILD:
+        terminalreporter.write_line(
+            f"C engine debug build: live engine objects checked after every test;"
+            f" {len(_leaks)} test(s) left some alive"
+        )
+    for nodeid, grown in _leaks:
+        terminalreporter.write_line(f"LEAK {nodeid}: {grown}", red=True)
 
 
 @pytest.fixture

@@ -723,6 +723,29 @@ async def test_awaitable_with_a_weak_reference_is_not_recycled(ba):
     assert r["waiter"] == ("A", "B", True)
 
 
+@pytest.mark.parametrize("mode", ["all", "flow"])
+async def test_failed_call_held_by_its_own_traceback_is_collected(ba, mode):
+    """A failed call kept alive only by a cycle through its error's traceback
+    (a frame that held the call in a local, as wait_for does) is freed by gc."""
+    import weakref
+
+    async def scenario() -> Any:
+        async def failing() -> None:
+            raise ValueError("boom")
+
+        async def holder(aw: Any) -> Any:
+            return await aw
+
+        probe = weakref.ref(failing)
+        with pytest.raises(ValueError):
+            await holder(getattr(ba, mode)({"failing": failing, "ok": lambda: 1}))
+        return probe
+
+    probe = await scenario()
+    gc.collect()
+    assert probe() is None, "the failed call's tasks were never freed"
+
+
 # -- awaiting a sibling after the call returned -----------------------------------------------
 
 
