@@ -6,9 +6,9 @@
     python benchmarks/report.py b311.json b313.json
 
 Prints, for each file, a summary table (betterall C, pure Python and the best
-asyncio baseline per shape) and the makespan, memory and RSS numbers; then
-one table of the targets of issue 4 with a column per file.  Used to update
-docs/performance.md.
+asyncio baseline per shape) and the makespan, memory, RSS and tracing numbers; then
+one table of the targets of issues 4 and 6 with a column per file.  Used to
+update docs/performance.md.
 """
 
 from __future__ import annotations
@@ -82,6 +82,17 @@ def summary(data: dict[str, Any]) -> list[str]:
             + " | ".join(f"{r['bytes_per_graph']:.0f}" if "bytes_per_graph" in r else "failed" for r in data["rss"].values())
             + " |"
         )
+    if data.get("tracing"):
+        out += ["", "| tracing, C engine | ba-c µs/task | debug=False µs/task | debug=callable µs/task"
+                " | on/off | off/ba-c | ba-c of the timing table |",
+                "|---|---:|---:|---:|---:|---:|---:|"]
+        for key, v in data["tracing"].items():
+            table = data.get("timing", {}).get(key, {}).get("ba-c")
+            out.append(
+                f"| {key} | {fmt(v['ba-c']['us_per_task'])} | {fmt(v['off']['us_per_task'])} |"
+                f" {fmt(v['on']['us_per_task'])} | {ratio(v, 'on', 'off'):.2f}x |"
+                f" {ratio(v, 'off', 'ba-c'):.2f}x | {fmt(table['us_per_task']) if table else '-'} |"
+            )
     return out
 
 
@@ -89,7 +100,7 @@ def targets(files: list[tuple[str, dict[str, Any]]]) -> list[str]:
     names: list[str] = []
     by_file = []
     for _, data in files:
-        rows = {t["target"]: t for t in data.get("targets", [])}
+        rows = {t["target"]: t for t in data.get("targets", []) + data.get("targets_issue6", [])}
         by_file.append(rows)
         names += [n for n in rows if n not in names]
     out = ["| target | " + " | ".join(title(d["meta"]) for _, d in files) + " |",

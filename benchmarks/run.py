@@ -10,8 +10,9 @@ hand-wired asyncio code for the same graph, with ``asyncio.gather`` and
 (3.12+), with aiodag (if installed) and, for synchronous tasks, with a plain
 loop.  Implementations are interleaved round-robin within each repetition
 (so machine noise hits all alike), warmed up, and the median of the
-repetitions is reported.  See docs/performance.md for what every shape and
-baseline is.
+repetitions is reported.  The ``tracing`` section times the C engine with
+tracing off and with ``debug=<a no-op callable>`` on the same graphs (issue 6).
+See docs/performance.md for what every shape and baseline is.
 """
 
 from __future__ import annotations
@@ -856,6 +857,21 @@ def bench(
         if sorted(got) != sorted(shape.expected()):
             raise AssertionError(f"{shape.name} N={shape.n}: {impl} computed a wrong result")
         runs[impl] = run
+    per = shape.k if isinstance(shape, FinishedSibling) else shape.n
+    return sample(loop, cloop, runs, reps, target, per)
+
+
+def sample(
+    loop: asyncio.AbstractEventLoop,
+    cloop: CountingLoop,
+    runs: dict[str, Run],
+    reps: int,
+    target: float,
+    per: int,
+) -> dict[str, dict[str, Any]]:
+    """Time ``runs`` (already checked): calibrated, warmed up, interleaved
+    round-robin over ``reps`` repetitions; medians per call and per task
+    (``per`` tasks a call)."""
     out: dict[str, dict[str, Any]] = {}
     loops: dict[str, int] = {}
     for impl, run in runs.items():  # calibrate, then one discarded warm-up sample
@@ -871,11 +887,85 @@ def bench(
             gc.collect()
             dt = loop.run_until_complete(_timed(runs[impl], loops[impl], factory_of(impl)))
             out[impl]["samples"].append(dt / loops[impl])
-    per = shape.k if isinstance(shape, FinishedSibling) else shape.n
     for impl, d in out.items():
         d["seconds_per_call"] = statistics.median(d["samples"])
         d["us_per_task"] = d["seconds_per_call"] / per * 1e6
     return out
+
+
+# -- tracing overhead (issue 6) ------------------------------------------------
+
+#: The shapes of the tracing section: synchronous tasks (the cheapest, so the
+#: largest relative cost), waits that block (each records a wait period),
+#: and a fan-in (one task recording N deps).
+TRACING_SHAPES = ("wide-sync", "chain-rev", "diamond-rev", "fan-in")
+#: name -> description of the runs of the tracing section.
+TRACING_RUNS = {
+    "ba-c": "the call of the timing tables (no debug argument)",
+    "off": "the same with debug=False given explicitly: tracing off",
+    "on": "debug=<a no-op callable>: timestamps, deps and waits recorded and a Trace"
+    " built, nothing rendered",
+}
+
+
+def _ignore_trace(trace: Any) -> None:
+    """The debug callable of the tracing section: it does nothing, so what is
+    timed is recording the trace and building the Trace, not rendering it."""
+
+
+def tracing(
+    loop: asyncio.AbstractEventLoop,
+    cloop: CountingLoop,
+    shapes: list[str],
+    n: int,
+    reps: int,
+    target: float,
+) -> dict[str, Any]:
+    """The C engine without a debug argument (the ``ba-c`` call of the timing
+    tables), with ``debug=False`` and with ``debug=<no-op callable>``, on the
+    same graph, interleaved like the timing tables."""
+    engine = ENGINES.get("c")
+    if engine is None:
+        return {}
+    out: dict[str, Any] = {}
+    for s in shapes:
+        shape = SHAPES[s](n)
+        graph = shape.graph()
+        runs: dict[str, Run] = {
+            "ba-c": shape.impl_ba(engine),
+            "off": functools.partial(engine.all, graph, debug=False),
+            "on": functools.partial(engine.all, graph, debug=_ignore_trace),
+        }
+        for impl, run in runs.items():
+            got = values_of(loop.run_until_complete(_once(run)))
+            if sorted(got) != sorted(shape.expected()):
+                raise AssertionError(f"tracing {s} N={shape.n}: {impl} computed a wrong result")
+        traces: list[Any] = []
+        loop.run_until_complete(engine.all(graph, debug=traces.append))
+        if len(traces) != 1 or len(traces[0].tasks) != shape.n:
+            raise AssertionError(f"tracing {s} N={shape.n}: debug= did not get a full Trace")
+        out[row_label(s, shape.n)] = sample(loop, cloop, runs, reps, target, shape.n)
+    return out
+
+
+def print_tracing(tr: dict[str, Any], timing: dict[str, Any]) -> None:
+    if not tr:
+        print("\nTracing overhead: skipped (the C engine is not available)")
+        return
+    lw = max([len(k) for k in tr] + [26])
+    print("\nTracing overhead, C engine: median µs per task; on/off and off/ba-c are the")
+    print("medians of the paired ratios (the three runs interleaved in every repetition)")
+    for k, v in TRACING_RUNS.items():
+        print(f"  {k:<5} {v}")
+    print(f"{'shape':<{lw}}{'ba-c':>10}{'off':>10}{'on':>10}{'on/off':>10}{'off/ba-c':>10}{'table ba-c':>12}")
+    for k, v in tr.items():
+        table = timing.get(k, {}).get("ba-c")
+        print(
+            f"{k:<{lw}}{fmt(v['ba-c']['us_per_task']):>10}{fmt(v['off']['us_per_task']):>10}"
+            f"{fmt(v['on']['us_per_task']):>10}{ratio(v, 'on', 'off'):>9.2f}x"
+            f"{ratio(v, 'off', 'ba-c'):>9.2f}x{fmt(table['us_per_task'] if table else None):>12}"
+        )
+    print("  (table ba-c: the ba-c figure of the timing tables above, measured earlier in this run)")
 
 
 # -- makespan ---------------------------------------------------------------
@@ -1421,6 +1511,16 @@ def targets(data: dict[str, Any], n: int) -> list[tuple[str, str, bool | None]]:
     return out
 
 
+def tracing_targets(data: dict[str, Any]) -> list[tuple[str, str, bool | None]]:
+    """(target, measured, met) for the tracing target of issue 6: with tracing
+    on, a graph costs at most 2x (paired ratio on/off)."""
+    out: list[tuple[str, str, bool | None]] = []
+    for key, v in data.get("tracing", {}).items():
+        r = ratio(v, "on", "off")
+        out.append((f"tracing on costs <= 2x: {key}", f"{r:.2f}x", r <= 2))
+    return out
+
+
 def print_targets(rows: list[tuple[str, str, bool | None]], n: int) -> None:
     print(f"\nTargets of issue 4 (N={n}, ba-c)")
     if not rows:
@@ -1443,8 +1543,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--impls", help=f"comma-separated implementations (default all available): {','.join(IMPLS)}")
     p.add_argument(
         "--sections",
-        default="timing,makespan,memory,rss",
-        help="what to run (default: timing,makespan,memory,rss)",
+        default="timing,makespan,memory,rss,tracing",
+        help="what to run (default: timing,makespan,memory,rss,tracing)",
+    )
+    p.add_argument(
+        "--tracing-shapes",
+        default=",".join(TRACING_SHAPES),
+        help=f"shapes of the tracing section (default {','.join(TRACING_SHAPES)}; N: the largest --n)",
     )
     p.add_argument("--json", metavar="FILE", help="also write every number (and every sample) here")
     p.add_argument("--uvloop", action="store_true", help="run on uvloop's event loop (if importable)")
@@ -1476,6 +1581,13 @@ def main(argv: list[str] | None = None) -> int:
     missing = [i for i in impls if i not in avail]
     impls = [i for i in impls if i in avail]
     sections = set(args.sections.split(","))
+    for sec in sections:
+        if sec not in ("timing", "makespan", "memory", "rss", "tracing"):
+            p.error(f"--sections: unknown section {sec!r}")
+    tracing_shapes = args.tracing_shapes.split(",")
+    for s in tracing_shapes:
+        if s not in SIZED:
+            p.error(f"--tracing-shapes: {s!r} is not a sized shape ({','.join(SIZED)})")
 
     loop, loop_name = new_loop(args.uvloop)
     cloop = CountingLoop()
@@ -1542,9 +1654,19 @@ def main(argv: list[str] | None = None) -> int:
         if "rss" in sections:
             data["rss"] = rss(impls, graphs, args.uvloop)
         print_memory(data.get("memory", {}), data.get("rss", {}), n_big, graphs)
+        if "tracing" in sections:
+            data["tracing"] = tracing(loop, cloop, tracing_shapes, n_big, reps, target)
+            print_tracing(data["tracing"], data["timing"])
         rows = targets(data, n_big)
         data["targets"] = [{"target": a, "measured": b, "met": c} for a, b, c in rows]
         print_targets(rows, n_big)
+        rows6 = tracing_targets(data)
+        data["targets_issue6"] = [{"target": a, "measured": b, "met": c} for a, b, c in rows6]
+        if rows6:
+            print("\nTargets of issue 6 (ba-c, paired ratio tracing on / off)")
+            w = max(len(r[0]) for r in rows6)
+            for name, measured, met in rows6:
+                print(f"  {'met   ' if met else 'MISSED'}  {name:<{w}}  {measured}")
     finally:
         loop.close()
         cloop.close()

@@ -3,7 +3,10 @@
 Runs two request handlers with simulated upstream latencies, each written
 twice: the naive way (``asyncio.gather`` of what is ready, then the next
 "level") and with ``betterall.all``.  Prints the time of each and the
-speed-up.  No network is used: ``asyncio.sleep`` stands in for the calls.
+speed-up, then the waterfall chart of one traced ``betterall.all`` run of
+each handler and its critical path (``--chrome-trace DIR`` also saves each
+trace as a Chrome trace-event file).  No network is used: ``asyncio.sleep``
+stands in for the calls.
 """
 
 from __future__ import annotations
@@ -11,6 +14,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 from collections.abc import Awaitable, Callable
+import json
+import os
 import statistics
 import sys
 import time
@@ -34,7 +39,7 @@ async def dashboard_naive() -> dict[str, Any]:
     return {"user": user, "config": config, "profile": profile}
 
 
-async def dashboard_betterall() -> dict[str, Any]:
+async def dashboard_betterall(debug: Any = False) -> dict[str, Any]:
     async def profile(self: Any) -> dict[str, Any]:
         user = await self.user
         return await call("profile", 30, user=user["id"])
@@ -44,7 +49,8 @@ async def dashboard_betterall() -> dict[str, Any]:
             "user": lambda: call("user", 30, id=7),
             "config": lambda: call("config", 50),
             "profile": profile,
-        }
+        },
+        debug=debug,
     )
 
 
@@ -73,7 +79,7 @@ async def feed_naive() -> dict[str, Any]:
     }
 
 
-async def feed_betterall() -> dict[str, Any]:
+async def feed_betterall(debug: Any = False) -> dict[str, Any]:
     async def posts(self: Any) -> dict[str, Any]:
         return await call("posts", 60, user=(await self.user)["id"])
 
@@ -96,13 +102,16 @@ async def feed_betterall() -> dict[str, Any]:
             "recommendations": recommendations,
             "comments": comments,
             "likes": likes,
-        }
+        },
+        debug=debug,
     )
 
 
 Handler = Callable[[], Awaitable[dict[str, Any]]]
+#: A betterall handler: ``debug=`` is passed on to its ``ba.all`` call.
+TracedHandler = Callable[..., Awaitable[dict[str, Any]]]
 
-SCENARIOS: list[tuple[str, str, Handler, Handler]] = [
+SCENARIOS: list[tuple[str, str, Handler, TracedHandler]] = [
     (
         "dashboard",
         "user 30 ms, config 50 ms, profile after user 30 ms",
@@ -130,7 +139,23 @@ async def timed(handler: Handler, repeat: int) -> tuple[float, dict[str, Any]]:
     return statistics.median(times), result
 
 
-async def main(repeat: int) -> int:
+async def show_trace(name: str, better: TracedHandler, chrome_dir: str | None) -> None:
+    """Run ``better`` once more, traced, and print its chart and critical path."""
+    traces: list[ba.Trace] = []
+    await better(debug=traces.append)
+    (trace,) = traces
+    print(f"{name}: the chart of one traced run (debug=...)")
+    print(trace.waterfall())
+    print(f"critical path: {' -> '.join(trace.critical_path())}")
+    if chrome_dir is not None:
+        path = os.path.join(chrome_dir, f"{name}.json")
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump(trace.to_chrome_trace(), f)
+        print(f"Chrome trace written to {path}")
+    print()
+
+
+async def main(repeat: int, chart: bool = True, chrome_dir: str | None = None) -> int:
     print(f"betterall {ba.__version__} ({ba.ENGINE} engine), median of {repeat} runs\n")
     for name, shape, naive, better in SCENARIOS:
         naive_ms, naive_result = await timed(naive, repeat)
@@ -142,21 +167,41 @@ async def main(repeat: int) -> int:
         print(f"  gather, then await : {naive_ms:7.1f} ms")
         print(f"  betterall.all      : {better_ms:7.1f} ms")
         print(f"  speed-up           : {naive_ms / better_ms:7.2f}x\n")
+        if chart:
+            await show_trace(name, better, chrome_dir)
     return 0
 
 
 def run(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m betterall",
-        description="Compare gather-then-await handlers with betterall.all.",
+        description="Compare gather-then-await handlers with betterall.all, and"
+        " show the waterfall chart and critical path of each betterall run.",
     )
     parser.add_argument(
         "--repeat", type=int, default=5, help="runs per handler (default: 5)"
     )
+    parser.add_argument(
+        "--no-chart",
+        action="store_true",
+        help="only the timings: no waterfall chart or critical path",
+    )
+    parser.add_argument(
+        "--chrome-trace",
+        metavar="DIR",
+        help="also write each traced run to DIR/<handler>.json (Chrome"
+        " trace-event format: open it in https://ui.perfetto.dev or"
+        " chrome://tracing)",
+    )
     args = parser.parse_args(argv)
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
-    return asyncio.run(main(args.repeat))
+    if args.chrome_trace is not None:
+        if args.no_chart:
+            parser.error("--chrome-trace needs the traced runs: drop --no-chart")
+        if not os.path.isdir(args.chrome_trace):
+            parser.error(f"--chrome-trace: {args.chrome_trace!r} is not a directory")
+    return asyncio.run(main(args.repeat, not args.no_chart, args.chrome_trace))
 
 
 if __name__ == "__main__":

@@ -21,8 +21,9 @@ The layout follows better-all's chart (trailing spaces trimmed here)::
     Legend: █ = running, ▓ = running (task failed), ░ = waiting on a sibling
 
 * Rows are sorted by start time; ties keep the mapping's order.  A task
-  that never started (the outcome was decided before its turn) starts at
-  the trace's end, so it comes last.
+  that never started (the outcome was decided before its turn) has an empty
+  span at the moment it was dropped, after every task that did start, so it
+  comes after them.
 * ``Deps`` lists the siblings the task awaited, in first-await order, or
   ``-`` for none.
 * ``Duration`` is in milliseconds with one decimal.  A task whose status is
@@ -58,6 +59,7 @@ from __future__ import annotations
 import math
 import operator
 import unicodedata
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -276,6 +278,20 @@ def _micros(seconds: float) -> float:
     return round(seconds * 1_000_000, 3)
 
 
+def _merged(periods: Iterable[tuple[float, float]]) -> list[tuple[float, float]]:
+    """The union of ``periods`` as sorted, non-empty periods that do not
+    overlap (periods that only touch stay apart)."""
+    out: list[tuple[float, float]] = []
+    for start, end in sorted(periods):
+        if end <= start:
+            continue
+        if out and start < out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], end))
+        else:
+            out.append((start, end))
+    return out
+
+
 def chrome_trace(trace: Trace) -> dict[str, Any]:
     """``trace`` in the Chrome trace-event format, as a JSON-serialisable dict.
 
@@ -289,7 +305,10 @@ def chrome_trace(trace: Trace) -> dict[str, Any]:
       ``{"status", "deps", "critical"}`` (``critical``: on the
       :func:`critical_path`);
     * one nested complete event (``"cat": "wait"``, named ``"waiting"``)
-      per wait period, clipped to the task's span.
+      per wait period, clipped to the task's span.  Periods that overlap
+      (a task that waits on several siblings at once, e.g. through
+      ``asyncio.gather``) are merged into one event: the trace viewers need
+      the events of one thread to nest, and cannot show partial overlaps.
 
     A ``process_name`` metadata event names process 1 ``betterall``.
     """
@@ -340,11 +359,13 @@ def chrome_trace(trace: Trace) -> dict[str, Any]:
                 },
             }
         )
-        for wait_start, wait_end in task.waits:
-            ws = min(max(_micros(wait_start - trace.start), start), end)
-            we = min(max(_micros(wait_end - trace.start), ws), end)
-            if we <= ws:
-                continue
+        for ws, we in _merged(
+            (
+                min(max(_micros(wait_start - trace.start), start), end),
+                min(max(_micros(wait_end - trace.start), start), end),
+            )
+            for wait_start, wait_end in task.waits
+        ):
             events.append(
                 {
                     "ph": "X",

@@ -20,8 +20,9 @@ class TaskTrace:
     Times are seconds on :func:`time.monotonic`'s clock.  ``deps`` are the
     siblings the task awaited, in first-await order; ``waits`` the
     ``(start, end)`` periods it spent blocked on a sibling.  A task that
-    never started (the outcome was decided before its turn) has
-    ``start == end`` equal to the graph's end and status ``"cancelled"``.
+    never started (the outcome was decided before its turn) has status
+    ``"cancelled"`` and ``start == end``: the moment it was dropped, after
+    every task that did start.
     """
 
     __slots__ = ("name", "start", "end", "status", "deps", "waits")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import unicodedata
 from typing import Any
 
@@ -530,6 +531,30 @@ def test_chrome_trace_waits_nested_in_their_task() -> None:
     assert sorted(spans[w["tid"]]["name"] for w in waits) == ["b", "c", "d", "d"]
 
 
+def test_chrome_trace_merges_overlapping_waits() -> None:
+    """Waits that overlap (gather over siblings) become one event; touching ones stay apart."""
+    trace = trace_of(
+        1.0,
+        task("a", 0.0, 0.5),
+        task("b", 0.0, 0.6),
+        task(
+            "g",
+            0.0,
+            1.0,
+            deps=("a", "b"),
+            waits=((0.0, 0.5), (0.001, 0.6), (0.6, 0.7), (0.8, 0.9), (0.85, 0.88)),
+        ),
+    )
+    data = chrome(trace)
+    waits = [(e["ts"], e["dur"]) for e in data["traceEvents"] if e.get("cat") == "wait"]
+    assert waits == [
+        (0.0, pytest.approx(600_000)),
+        (pytest.approx(600_000), pytest.approx(100_000)),
+        (pytest.approx(800_000), pytest.approx(100_000)),
+    ]
+    assert_waits_do_not_overlap(data)
+
+
 def test_chrome_trace_names_threads_after_tasks() -> None:
     """thread_name metadata events label each tid with its task's name."""
     events = chrome(known_trace())["traceEvents"]
@@ -587,3 +612,477 @@ async def test_debug_true_prints_the_chart(
     err = capsys.readouterr().err
     assert "Task Execution Waterfall" in err and "Legend:" in err
     assert sorted(row[0] for row in rows(err)) == ["x", "y"]
+
+
+# --- real runs, through each engine: chart structure -----------------------------
+
+
+async def traced(ba: Any, mode: str, tasks: dict[str, Any], **kwargs: Any) -> tuple[Any, Trace]:
+    """Run ``tasks`` with a debug callable; the result (or error) and the Trace."""
+    traces: list[Trace] = []
+    try:
+        result: Any = await getattr(ba, mode)(tasks, debug=traces.append, **kwargs)
+    except Exception as exc:  # noqa: BLE001 - the caller checks it
+        result = exc
+    (trace,) = traces
+    return result, trace
+
+
+def assert_chart_structure(chart: str, width: int = 60) -> None:
+    """Boxed header, aligned table, `width`-column timelines, legend last."""
+    lines = chart.splitlines()
+    box = lines[:5]
+    assert box[0][0] + box[0][-1] == "╔╗" and set(box[0][1:-1]) == {"═"}
+    assert box[2][0] + box[2][-1] == "╠╣" and set(box[2][1:-1]) == {"═"}
+    assert box[4][0] + box[4][-1] == "╚╝" and set(box[4][1:-1]) == {"═"}
+    assert box[1].strip("║ ") == "Task Execution Waterfall"
+    assert box[1].startswith("║") and box[3].startswith("║") and box[3].endswith("║")
+    assert box[3].strip("║ ").startswith("Total Duration: ")
+    number = box[3].strip("║ ")[len("Total Duration: ") :]
+    assert number.endswith("ms") and len(number.split(".")[1]) == 4  # two decimals + "ms"
+    assert len({cells(line) for line in box}) == 1
+    assert lines[5] == ""
+    tbl = table(chart)
+    assert len({cells(line) for line in tbl}) == 1
+    assert len({tuple(separator_columns(line)) for line in tbl}) == 1
+    for row in rows(chart):
+        assert len(row[3]) == width
+        assert set(row[3]) <= {RUN, FAIL, WAIT, " "}
+        assert row[1] == "-" or row[1]
+        number = row[2].split()[0]
+        assert number.endswith("ms") and len(number[:-2].split(".")[1]) == 1
+    assert lines[-2] == ""
+    assert lines[-1].startswith("Legend:")
+
+
+def drawn(timeline: str, pattern: str) -> bool:
+    """Whether ``timeline`` matches ``pattern`` (a regex over the glyphs).
+
+    A real task runs a little before its first wait (while the engine starts
+    it) and after its last one: ``" *█*░+█* *"`` is a task that waited.
+    """
+    return re.fullmatch(pattern, timeline) is not None
+
+
+def assert_cells_match_trace(chart: str, trace: Trace, width: int = 60) -> None:
+    """Each row has as many ░ cells as the task's share of the run spent
+    waiting, and as many █ (▓ if it failed) as the rest of its span, give or
+    take the columns where a block starts or ends."""
+    shown = {row[0]: row[3] for row in rows(chart)}
+    assert len(shown) == len(trace.tasks)
+    for t in trace.tasks.values():
+        # Unprintable characters are shown escaped (\n, \t...).
+        timeline = shown["".join(c if c.isprintable() else repr(c)[1:-1] for c in t.name)]
+        if t.status == "cancelled" and t.duration == 0:  # never started
+            assert timeline == " " * width
+            continue
+        waited = 0.0
+        reach = t.start
+        for start, end in sorted(t.waits):  # union, clipped to the task
+            start, end = max(start, reach, t.start), min(end, t.end)
+            if end > start:
+                waited += end - start
+                reach = end
+        run = FAIL if t.status == "rejected" else RUN
+        scale = width / trace.total
+        assert abs(timeline.count(WAIT) - waited * scale) <= 2, (t, timeline)
+        assert abs(timeline.count(run) - (t.duration - waited) * scale) <= 2, (t, timeline)
+        assert (RUN if run == FAIL else FAIL) not in timeline
+
+
+def assert_rows_sorted_by_start(chart: str, trace: Trace) -> None:
+    shown = [row[0] for row in rows(chart)]
+    assert shown == sorted(trace.tasks, key=lambda name: trace.tasks[name].start)
+
+
+async def test_real_chart_structure(ba: Any) -> None:
+    """A real run's chart: header box, aligned columns, 60-column timelines, sorted rows."""
+
+    async def user() -> str:
+        await asyncio.sleep(0.05)
+        return "ada"
+
+    async def config() -> int:
+        await asyncio.sleep(0.07)
+        return 1
+
+    async def profile(self: Any) -> str:
+        name: str = await self.user
+        await asyncio.sleep(0.05)
+        return name
+
+    async def feed(self: Any) -> int:
+        await self.profile
+        value: int = await self.config
+        return value
+
+    _, trace = await traced(ba, "all", {"feed": feed, "user": user, "config": config, "profile": profile})
+    chart = str(trace)
+    assert_chart_structure(chart)
+    assert_rows_sorted_by_start(chart, trace)
+    assert row_of(chart, "feed")[1] == "profile, config"
+    assert row_of(chart, "profile")[1] == "user"
+    assert row_of(chart, "user")[1] == "-"
+    for name in ("user", "config"):
+        assert set(row_of(chart, name)[3].strip()) == {RUN}
+    assert_cells_match_trace(chart, trace)
+    # profile waits on user, then runs to (nearly) the end; feed waits on
+    # profile nearly the whole time.
+    assert drawn(row_of(chart, "profile")[3], f" *{RUN}*{WAIT}+{RUN}+ *")
+    assert drawn(row_of(chart, "feed")[3], f" *{RUN}*{WAIT}+{RUN}* *")
+    assert row_of(chart, "feed")[3].count(WAIT) > row_of(chart, "profile")[3].count(WAIT)
+    assert trace.critical_path() == ["user", "profile", "feed"]
+    assert "Total Duration: " in chart
+    shown = float(chart.splitlines()[3].split("Total Duration: ")[1].split("ms")[0])
+    assert shown == pytest.approx(trace.total * 1000, abs=0.01)
+
+
+@pytest.mark.parametrize("mode", ["all", "all_settled", "flow"])
+async def test_debug_true_output_has_the_chart_structure(
+    ba: Any, mode: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """What debug=True prints is a well-formed chart, one row per task."""
+
+    async def a() -> int:
+        await asyncio.sleep(0.05)
+        return 1
+
+    async def b(self: Any) -> int:
+        value: int = await self.a
+        return value
+
+    await getattr(ba, mode)({"a": a, "b": b, "c": lambda: 3}, debug=True)
+    err = capsys.readouterr().err
+    assert_chart_structure(err)
+    assert [row[0] for row in rows(err)] == ["a", "b", "c"]
+
+
+async def test_real_chart_of_a_failing_task_and_its_waiters(ba: Any) -> None:
+    """The failed task is drawn with ▓, a waiter that fails with it with ░ only,
+    a waiter that recovers with ░ then █; statuses follow the durations."""
+
+    async def boom() -> None:
+        await asyncio.sleep(0.05)
+        raise ValueError("boom")
+
+    async def doomed(self: Any) -> Any:
+        return await self.boom
+
+    async def fallback(self: Any) -> str:
+        try:
+            await self.boom
+        except ValueError:
+            await asyncio.sleep(0.05)
+        return "fallback"
+
+    _, trace = await traced(ba, "all_settled", {"boom": boom, "doomed": doomed, "fallback": fallback})
+    chart = trace.waterfall()
+    assert_chart_structure(chart)
+    boom_row, doomed_row, fallback_row = (row_of(chart, n) for n in ("boom", "doomed", "fallback"))
+    assert boom_row[2].endswith(" rejected") and doomed_row[2].endswith(" rejected")
+    assert fallback_row[2].endswith("ms")
+    # The run takes 100 ms: boom fails at 50 ms, fallback runs 50 ms more.
+    assert drawn(boom_row[3], f" *{FAIL}+ +")
+    assert drawn(doomed_row[3], f" *{FAIL}*{WAIT}+{FAIL}* +")
+    assert doomed_row[1] == fallback_row[1] == "boom"
+    assert drawn(fallback_row[3], f" *{RUN}*{WAIT}+{RUN}+ *")
+    assert_cells_match_trace(chart, trace)
+
+
+async def test_real_chart_of_flow_statuses(ba: Any) -> None:
+    """ended, cancelled and never-started tasks all get a row with their status."""
+
+    async def slow() -> None:
+        await asyncio.sleep(5)
+
+    async def winner(self: Any) -> None:
+        await asyncio.sleep(0.05)
+        self._end("won")
+
+    result, trace = await traced(ba, "flow", {"slow": slow, "winner": winner})
+    assert result == "won"
+    chart = trace.waterfall()
+    assert_chart_structure(chart)
+    assert_cells_match_trace(chart, trace)
+    assert row_of(chart, "winner")[2].endswith(" ended")
+    assert row_of(chart, "slow")[2].endswith(" cancelled")
+    assert set(row_of(chart, "slow")[3].strip()) == {RUN}
+
+    def ender(self: Any) -> None:
+        self._end("at once")
+
+    result, trace = await traced(ba, "flow", {"ender": ender, "later": lambda: 1})
+    assert result == "at once"
+    chart = trace.waterfall()
+    assert_chart_structure(chart)
+    assert_cells_match_trace(chart, trace)
+    assert [row[0] for row in rows(chart)] == ["ender", "later"]
+    assert row_of(chart, "later")[2] == "0.0ms cancelled"
+    assert row_of(chart, "later")[3] == " " * 60
+
+
+async def test_real_chart_of_one_task(ba: Any) -> None:
+    """A one-task graph: one row, running over (nearly) the whole timeline."""
+
+    async def only() -> int:
+        await asyncio.sleep(0.1)
+        return 1
+
+    _, trace = await traced(ba, "all", {"only": only})
+    chart = trace.waterfall()
+    assert_chart_structure(chart)
+    ((name, deps, duration, timeline),) = rows(chart)
+    assert (name, deps) == ("only", "-")
+    assert float(duration[:-2]) >= 95
+    # One block of █ as long as the task's share of the run (all of it,
+    # unless the machine is very busy).
+    assert drawn(timeline, f" *{RUN}+ *")
+    assert_cells_match_trace(chart, trace)
+
+
+SPECIAL_NAMES = [
+    "with space",
+    "dash-dot.colon:",
+    'quote"\'back\\slash',
+    "ünïcödé",
+    "用户资料",
+    "プロフィール",
+    "😀emoji",
+    "cafe\u0301",
+    "tab\there",
+    "new\nline",
+    "x" * 70,
+]
+
+
+async def test_real_chart_with_special_and_wide_names(ba: Any) -> None:
+    """Names with spaces, quotes, accents, CJK, emoji, tabs and newlines: the
+    trace keeps them as they are, the chart stays aligned and escapes the
+    unprintable ones."""
+
+    def task(i: int) -> Any:
+        if i == 0:
+            return lambda: sleep_value(0.05, 0)
+
+        async def f(self: Any) -> int:
+            value: int = await self[SPECIAL_NAMES[i - 1]]
+            return value + 1
+
+        return f
+
+    graph = {name: task(i) for i, name in enumerate(SPECIAL_NAMES)}
+    result, trace = await traced(ba, "all", graph)
+    assert result[SPECIAL_NAMES[-1]] == len(SPECIAL_NAMES) - 1
+    assert list(trace.tasks) == SPECIAL_NAMES
+    for i, name in enumerate(SPECIAL_NAMES[1:], 1):
+        assert trace.tasks[name].deps == (SPECIAL_NAMES[i - 1],)
+    chart = trace.waterfall()
+    assert_chart_structure(chart)
+    assert_cells_match_trace(chart, trace)
+    shown = [name.replace("\t", "\\t").replace("\n", "\\n") for name in SPECIAL_NAMES]
+    assert [row[0] for row in rows(chart)] == shown
+    assert row_of(chart, "new\\nline")[1] == "tab\\there"
+    assert trace.critical_path() == SPECIAL_NAMES
+    data = json.loads(json.dumps(trace.to_chrome_trace()))
+    assert [e["name"] for e in data["traceEvents"] if e.get("cat") == "task"] == SPECIAL_NAMES
+
+
+async def sleep_value(seconds: float, value: int) -> int:
+    await asyncio.sleep(seconds)
+    return value
+
+
+async def test_real_chart_of_a_long_chain(ba: Any) -> None:
+    """200 chained tasks declared dependents first: 200 aligned rows, each waiting
+    from the start, the last link ending the chart."""
+    n = 200
+
+    def link(i: int) -> Any:
+        async def f(self: Any) -> int:
+            value: int = await self[f"t{i + 1}"]
+            return value + 1
+
+        return f
+
+    graph = {f"t{i}": link(i) for i in range(n - 1)}
+    graph[f"t{n - 1}"] = lambda: sleep_value(0.05, 0)
+    result, trace = await traced(ba, "all", graph)
+    assert result["t0"] == n - 1
+    chart = trace.waterfall()
+    assert_chart_structure(chart)
+    assert_cells_match_trace(chart, trace)
+    assert_rows_sorted_by_start(chart, trace)
+    body = rows(chart)
+    assert len(body) == n
+    for name, deps, _, timeline in body:
+        if name == f"t{n - 1}":
+            assert deps == "-" and drawn(timeline, f" *{RUN}+ *")
+        else:
+            assert deps == f"t{int(name[1:]) + 1}"
+            assert drawn(timeline, f" *{RUN}*{WAIT}+{RUN}* *")
+    # t0 starts first and ends last: its row reaches furthest right.
+    assert body[0][0] == "t0"
+    assert len(body[0][3].rstrip()) == max(len(row[3].rstrip()) for row in body)
+    assert trace.critical_path() == [f"t{i}" for i in reversed(range(n))]
+
+
+async def test_real_chart_at_other_widths(ba: Any) -> None:
+    """trace.waterfall(width) of a real run has `width`-column timelines."""
+    _, trace = await traced(ba, "all", {"a": lambda: sleep_value(0.05, 1), "b": lambda self: self.a})
+    for width in (10, 33, 120):
+        assert_chart_structure(trace.waterfall(width), width)
+        assert_cells_match_trace(trace.waterfall(width), trace, width)
+    assert str(trace) == trace.waterfall(60)
+
+
+# --- real runs, through each engine: Chrome trace ------------------------------------
+
+
+def task_events(data: dict[str, Any]) -> list[dict[str, Any]]:
+    return [e for e in data["traceEvents"] if e.get("cat") == "task"]
+
+
+def assert_chrome_trace_of(trace: Trace) -> dict[str, Any]:
+    """Round-trips through JSON, one complete event per task (mapping order),
+    waits nested in their task, the critical path marked."""
+    exported = trace.to_chrome_trace()
+    text = json.dumps(exported)
+    data: dict[str, Any] = json.loads(text)
+    assert data == exported
+    assert isinstance(data["traceEvents"], list)
+    tasks = task_events(data)
+    assert [e["name"] for e in tasks] == list(trace.tasks)
+    assert len({e["tid"] for e in tasks}) == len(tasks)
+    critical = set(trace.critical_path())
+    for event in tasks:
+        t = trace.tasks[event["name"]]
+        assert event["ph"] == "X"
+        assert event["ts"] >= 0 and event["dur"] >= 0
+        assert event["ts"] == pytest.approx((t.start - trace.start) * 1e6, abs=1)
+        assert event["dur"] == pytest.approx(t.duration * 1e6, abs=1)
+        assert event["args"]["status"] == t.status
+        assert event["args"]["deps"] == list(t.deps)
+        assert event["args"]["critical"] is (t.name in critical)
+    spans = {e["tid"]: e for e in tasks}
+    for wait in (e for e in data["traceEvents"] if e.get("cat") == "wait"):
+        parent = spans[wait["tid"]]
+        assert wait["ph"] == "X" and wait["dur"] > 0
+        assert parent["ts"] <= wait["ts"]
+        assert wait["ts"] + wait["dur"] <= parent["ts"] + parent["dur"] + 1e-6
+    assert_waits_do_not_overlap(data)
+    return data
+
+
+def assert_waits_do_not_overlap(data: dict[str, Any]) -> None:
+    """The wait events of one thread are disjoint, so every event nests
+    (the viewers cannot show events that partly overlap)."""
+    by_tid: dict[int, list[tuple[float, float]]] = {}
+    for e in data["traceEvents"]:
+        if e.get("cat") == "wait":
+            by_tid.setdefault(e["tid"], []).append((e["ts"], e["ts"] + e["dur"]))
+    for periods in by_tid.values():
+        periods.sort()
+        for (_, end), (start, _) in zip(periods, periods[1:]):
+            assert end <= start + 1e-6, periods
+
+
+async def test_real_chrome_trace_of_a_diamond(ba: Any) -> None:
+    """A diamond's export: one task event per task, the path a → c → d marked, a wait per blocked await."""
+
+    async def a() -> int:
+        return await sleep_value(0.05, 1)
+
+    async def b(self: Any) -> int:
+        return await self.a + await sleep_value(0.05, 1)
+
+    async def c(self: Any) -> int:
+        return await self.a + await sleep_value(0.12, 1)
+
+    async def d(self: Any) -> int:
+        return await self.b + await self.c
+
+    _, trace = await traced(ba, "all", {"a": a, "b": b, "c": c, "d": d})
+    assert trace.critical_path() == ["a", "c", "d"]
+    data = assert_chrome_trace_of(trace)
+    marked = [e["name"] for e in task_events(data) if e["args"]["critical"]]
+    assert marked == ["a", "c", "d"]
+    waits = [e for e in data["traceEvents"] if e.get("cat") == "wait"]
+    by_tid = {e["tid"]: e["name"] for e in task_events(data)}
+    assert sorted(by_tid[w["tid"]] for w in waits) == ["b", "c", "d", "d"]
+
+
+async def test_real_chrome_trace_keeps_failed_cancelled_ended_and_never_started_tasks(ba: Any) -> None:
+    """Failed, cancelled, ended and never-started tasks each have their complete event."""
+
+    async def slow() -> None:
+        await asyncio.sleep(5)
+
+    async def bad() -> None:
+        await asyncio.sleep(0.05)
+        raise ValueError("bad")
+
+    async def waiter(self: Any) -> None:
+        await self.slow
+
+    error, trace = await traced(ba, "all", {"slow": slow, "waiter": waiter, "bad": bad})
+    assert isinstance(error, ValueError)
+    data = assert_chrome_trace_of(trace)
+    assert {e["name"]: e["args"]["status"] for e in task_events(data)} == {
+        "slow": "cancelled",
+        "waiter": "cancelled",
+        "bad": "rejected",
+    }
+
+    def ender(self: Any) -> None:
+        self._end(1)
+
+    _, trace = await traced(ba, "flow", {"slow": slow, "ender": ender, "never": lambda: 2})
+    data = assert_chrome_trace_of(trace)
+    assert {e["name"]: e["args"]["status"] for e in task_events(data)} == {
+        "slow": "cancelled",
+        "ender": "ended",
+        "never": "cancelled",
+    }
+    never = next(e for e in task_events(data) if e["name"] == "never")
+    assert never["dur"] == 0
+
+
+async def test_real_chrome_trace_of_a_gather_over_siblings(ba: Any) -> None:
+    """A task gathering two siblings waits on both at once: its wait events still nest."""
+
+    async def gatherer(self: Any) -> list[int]:
+        return list(await asyncio.gather(self.fast, self.slow))
+
+    _, trace = await traced(
+        ba,
+        "all",
+        {"fast": lambda: sleep_value(0.05, 1), "slow": lambda: sleep_value(0.1, 2), "gatherer": gatherer},
+    )
+    assert trace.tasks["gatherer"].deps == ("fast", "slow")
+    data = assert_chrome_trace_of(trace)
+    tid = next(e["tid"] for e in task_events(data) if e["name"] == "gatherer")
+    (wait,) = [e for e in data["traceEvents"] if e.get("cat") == "wait" and e["tid"] == tid]
+    # One event, from the start of the gather to the end of the slower sibling.
+    assert wait["ts"] < (trace.tasks["fast"].end - trace.start) * 1e6
+    assert wait["ts"] + wait["dur"] == pytest.approx((trace.tasks["slow"].end - trace.start) * 1e6, abs=20_000)
+    assert trace.critical_path() == ["slow", "gatherer"]
+
+
+async def test_real_chrome_trace_of_a_long_chain(ba: Any) -> None:
+    """500 chained tasks: 500 task events, all on the critical path, 499 waits."""
+    n = 500
+
+    def link(i: int) -> Any:
+        async def f(self: Any) -> int:
+            value: int = await self[f"t{i + 1}"]
+            return value + 1
+
+        return f
+
+    graph: dict[str, Any] = {f"t{i}": link(i) for i in range(n - 1)}
+    graph[f"t{n - 1}"] = lambda: sleep_value(0.05, 0)
+    _, trace = await traced(ba, "all", graph)
+    data = assert_chrome_trace_of(trace)
+    assert len(task_events(data)) == n
+    assert all(e["args"]["critical"] for e in task_events(data))
+    assert len([e for e in data["traceEvents"] if e.get("cat") == "wait"]) == n - 1
