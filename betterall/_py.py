@@ -30,9 +30,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Coroutine, Generator, Mapping
-import contextvars
 import inspect
-import sys
 import time
 import types
 from typing import Any, Final
@@ -102,7 +100,7 @@ class _Node:
         self.ended = False
         self.start = 0.0
         self.end = 0.0
-        self.deps: list[str] = []
+        self.deps: dict[str, None] = {}  # an ordered set: first-await order
         self.waits: list[tuple[float, float]] = []
 
     def outcome(self) -> Any:
@@ -449,8 +447,8 @@ class _Sibling:
     def __await__(self) -> Generator[Any, None, Any]:
         target = self._target
         waiter = self._waiter
-        if waiter.graph.tracing and target.name not in waiter.deps:
-            waiter.deps.append(target.name)
+        if waiter.graph.tracing:
+            waiter.deps.setdefault(target.name)
         if target.state == DONE:
             return target.outcome()
         cycle = _find_cycle(waiter, target)

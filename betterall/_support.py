@@ -7,14 +7,14 @@ call is traced (``debug=``).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Callable, Coroutine
 import contextvars
 import sys
 from typing import Any
 
-from ._trace import TaskTrace, Trace
+from ._trace import Trace
 
-__all__ = ("create_task", "in_task_coroutine", "report", "trace_from_rows")
+__all__ = ("create_task", "in_task_coroutine", "report")
 
 
 if sys.version_info >= (3, 12):
@@ -89,21 +89,6 @@ def in_task_coroutine(
     engine steps that coroutine as the graph task; cancelling it cancels
     the Task)."""
     return _wait(create_task(loop, _call(fn, args), name, context))
-
-
-def trace_from_rows(
-    start: float,
-    end: float,
-    rows: Iterable[
-        tuple[str, float, float, str, Iterable[str], Iterable[tuple[float, float]]]
-    ],
-) -> Trace:
-    """Build a Trace from one ``(name, start, end, status, deps, waits)``
-    row per task, in the mapping's order."""
-    tasks = {}
-    for name, t0, t1, status, deps, waits in rows:
-        tasks[name] = TaskTrace(name, t0, t1, status, tuple(deps), tuple(waits))  # type: ignore[arg-type]
-    return Trace(start, end, tasks)
 
 
 def report(trace: Trace, debug: Any, failing: bool) -> None:

@@ -151,7 +151,8 @@ module_exec(PyObject *module)
     IMPORT(check_timeout, "betterall._prepare", "check_timeout");
     IMPORT(check_debug, "betterall._prepare", "check_debug");
     IMPORT(in_task_coroutine, "betterall._support", "in_task_coroutine");
-    IMPORT(trace_from_rows, "betterall._support", "trace_from_rows");
+    IMPORT(TaskTrace, "betterall._trace", "TaskTrace");
+    IMPORT(Trace, "betterall._trace", "Trace");
     IMPORT(report, "betterall._support", "report");
     IMPORT(monotonic, "time", "monotonic");
 
@@ -194,7 +195,7 @@ module_exec(PyObject *module)
     X(current_task) X(CancelledError) X(InvalidStateError) X(FlowEnd)          \
     X(CycleError) X(UnknownTaskError) X(Settled) X(Signal) X(InTask)           \
     X(prepare) X(check_timeout) X(check_debug) X(in_task_coroutine)           \
-    X(trace_from_rows) X(report) X(monotonic) X(s_add_done_callback)          \
+    X(TaskTrace) X(Trace) X(report) X(monotonic) X(s_add_done_callback)          \
     X(s_remove_done_callback) X(s_call_soon) X(s_call_later) X(s_create_future) \
     X(s_set_result) X(s_done) X(s_result) X(s_cancel) X(s_throw) X(s_blocking)  \
     X(s_abort) X(s_for_name) X(s_value) X(s_fulfilled) X(s_rejected)          \

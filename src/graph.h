@@ -370,33 +370,82 @@ status_name(mod_state *st, int status)
     }
 }
 
+/* Untrack a tuple of exact strs, floats, or such tuples (a trace's deps or
+ * waits); 1 if it was, 0 if it holds anything else. */
+static int
+untrack_atomic_tuple(PyObject *t)
+{
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(t); i++) {
+        PyObject *x = PyTuple_GET_ITEM(t, i);
+        if (PyTuple_CheckExact(x) ? !untrack_atomic_tuple(x)
+                                  : !PyUnicode_CheckExact(x) && !PyFloat_CheckExact(x)) {
+            return 0;
+        }
+    }
+    if (PyObject_GC_IsTracked(t)) {
+        PyObject_GC_UnTrack(t);
+    }
+    return 1;
+}
+
 static int
 graph_report(GraphObject *g, int failing)
 {
     mod_state *st = g->state;
-    PyObject *rows = PyList_New(g->n);
-    if (rows == NULL) {
+    PyTypeObject *tt = (PyTypeObject *)st->TaskTrace;
+    int tuple_like = PyType_Check(st->TaskTrace) && PyType_IsSubtype(tt, &PyTuple_Type);
+    PyObject *tasks = PyDict_New();
+    if (tasks == NULL) {
         return -1;
     }
     for (Py_ssize_t i = 0; i < g->n; i++) {
         NodeObject *node = g->nodes[i];
-        PyObject *deps = node->deps ? PyList_AsTuple(node->deps) : PyTuple_New(0);
-        PyObject *waits = node->waits ? PyList_AsTuple(node->waits) : PyTuple_New(0);
-        PyObject *row = (deps && waits)
-            ? Py_BuildValue("(OddOOO)", node->name, node->t_start, node->t_end,
-                            status_name(st, node->status), deps, waits)
-            : NULL;
-        Py_XDECREF(deps);
-        Py_XDECREF(waits);
-        if (row == NULL) {
-            Py_DECREF(rows);
+        PyObject *item[6] = {
+            Py_NewRef(node->name),
+            PyFloat_FromDouble(node->t_start),
+            PyFloat_FromDouble(node->t_end),
+            Py_NewRef(status_name(st, node->status)),
+            node->deps ? PySequence_Tuple(node->deps) : PyTuple_New(0),
+            node->waits ? PyList_AsTuple(node->waits) : PyTuple_New(0),
+        };
+        PyObject *tr = NULL;
+        if (item[1] && item[2] && item[4] && item[5]) {
+            if (tuple_like) {
+                /* TaskTrace is a named tuple whose __new__ only makes
+                 * tuples of its arguments: fill one in directly, as
+                 * tuple.__new__ does for a subclass. */
+                tr = tt->tp_alloc(tt, 6);
+                for (int k = 0; tr != NULL && k < 6; k++) {
+                    PyTuple_SET_ITEM(tr, k, item[k]); /* the reference moves */
+                    item[k] = NULL;
+                }
+                if (tr != NULL && PyUnicode_CheckExact(node->name) &&
+                    untrack_atomic_tuple(PyTuple_GET_ITEM(tr, 4)) &&
+                    untrack_atomic_tuple(PyTuple_GET_ITEM(tr, 5))) {
+                    /* Only strings and floats inside: no cycle can pass
+                     * through it, so, as the collector itself does with such
+                     * tuples, leave it out of the collections that tracing's
+                     * allocations bring on. */
+                    PyObject_GC_UnTrack(tr);
+                }
+            }
+            else {
+                tr = PyObject_Vectorcall(st->TaskTrace, item, 6, NULL);
+            }
+        }
+        for (int k = 0; k < 6; k++) {
+            Py_XDECREF(item[k]);
+        }
+        if (tr == NULL || PyDict_SetItem(tasks, node->name, tr) < 0) {
+            Py_XDECREF(tr);
+            Py_DECREF(tasks);
             return -1;
         }
-        PyList_SET_ITEM(rows, i, row);
+        Py_DECREF(tr);
     }
     double end = g->t_end != 0.0 ? g->t_end : ba_now(st);
-    PyObject *trace = PyObject_CallFunction(st->trace_from_rows, "ddO", g->t_start, end, rows);
-    Py_DECREF(rows);
+    PyObject *trace = PyObject_CallFunction(st->Trace, "ddO", g->t_start, end, tasks);
+    Py_DECREF(tasks);
     if (trace == NULL) {
         return -1;
     }
@@ -447,19 +496,17 @@ make_settled(mod_state *st, NodeObject *node)
     return r;
 }
 
-/* All nodes are done: the call's value (new reference), or NULL with its
- * error raised. */
 /* The call is over.  Its nodes were left untracked by the collector while
  * it ran (the graph owns them; see graph_add_node); from now on the graph
  * may live on in a reference cycle (its error's traceback holds a frame
  * that holds the graph, as with `await asyncio.wait_for(ba.all(...), t)`),
  * and the collector must see the references its nodes hold, or the cycle
- * could never be freed. */
+ * could never be freed.  Done last: the result, the Settled objects and
+ * the trace allocate enough to start a collection, which would then walk
+ * every node for nothing. */
 static void
-graph_set_finished(GraphObject *g)
+graph_track_nodes(GraphObject *g)
 {
-    g->finished = 1;
-    Py_CLEAR(g->state->stop_iter); /* it may hold a result of this call */
     for (Py_ssize_t i = 0; i < g->n; i++) {
         if (!PyObject_GC_IsTracked((PyObject *)g->nodes[i])) {
             PyObject_GC_Track(g->nodes[i]);
@@ -467,11 +514,32 @@ graph_set_finished(GraphObject *g)
     }
 }
 
+static void
+graph_set_finished(GraphObject *g)
+{
+    g->finished = 1;
+    Py_CLEAR(g->state->stop_iter); /* it may hold a result of this call */
+    graph_track_nodes(g);
+}
+
+static PyObject *graph_result_impl(GraphObject *g);
+
+/* All nodes are done: the call's value (new reference), or NULL with its
+ * error raised. */
 static PyObject *
 graph_result(GraphObject *g)
 {
+    g->finished = 1;
+    Py_CLEAR(g->state->stop_iter); /* it may hold a result of this call */
+    PyObject *r = graph_result_impl(g);
+    graph_track_nodes(g);
+    return r;
+}
+
+static PyObject *
+graph_result_impl(GraphObject *g)
+{
     mod_state *st = g->state;
-    graph_set_finished(g);
     PyObject *error = g->caller_exc ? g->caller_exc : g->error;
     if (g->report != NULL && g->n > 0) {
         if (graph_report(g, error != NULL) < 0) {

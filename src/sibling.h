@@ -297,15 +297,13 @@ static void
 sibling_note_dep(SiblingObject *s)
 {
     NodeObject *w = s->waiter;
-    if (w->deps == NULL && (w->deps = PyList_New(0)) == NULL) {
+    /* A dict used as an ordered set: first-await order, O(1) per await
+     * (a task may await a thousand siblings). */
+    if (w->deps == NULL && (w->deps = PyDict_New()) == NULL) {
         PyErr_Clear();
         return;
     }
-    int has = PySequence_Contains(w->deps, s->target->name);
-    if (has == 0 && PyList_Append(w->deps, s->target->name) < 0) {
-        PyErr_Clear();
-    }
-    else if (has < 0) {
+    if (PyDict_SetDefault(w->deps, s->target->name, Py_None) == NULL) {
         PyErr_Clear();
     }
 }

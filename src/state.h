@@ -13,6 +13,7 @@
 #include <Python.h>
 #include <stddef.h>
 #include <assert.h>
+#include <time.h>
 
 /* Debug builds (BETTERALL_DEBUG_BUILD=1 defines BA_DEBUG and undefines
  * NDEBUG): BA_ASSERT checks the engine's invariants, and the module counts
@@ -88,7 +89,8 @@ typedef struct {
     PyObject *check_timeout;
     PyObject *check_debug;
     PyObject *in_task_coroutine;
-    PyObject *trace_from_rows;
+    PyObject *TaskTrace;   /* a tuple subclass: see graph_report */
+    PyObject *Trace;
     PyObject *report;
     PyObject *monotonic;
 
@@ -166,7 +168,8 @@ struct NodeObject {
                                when the node finishes (it refers back) */
     PyObject *cancel_msg;
     PyObject *resume_exc;   /* exception to throw in at the next step */
-    PyObject *deps;         /* tracing: list of sibling names, or NULL */
+    PyObject *deps;         /* tracing: dict of sibling names (in first-await
+                               order) to None, or NULL */
     PyObject *waits;        /* tracing: list of (start, end), or NULL */
     PyObject *weakreflist;
     double t_start, t_end;
@@ -288,9 +291,24 @@ ba_restore_exc(PyObject *exc)
 #endif
 }
 
+/* time.monotonic(), read without a Python call where the clock is known to
+ * be the same one: PyTime_MonotonicRaw from 3.13 on; before, CLOCK_MONOTONIC
+ * on Linux, which is what time.monotonic() reads there.  Elsewhere, a call
+ * of time.monotonic(). */
 static inline double
 ba_now(mod_state *st)
 {
+#if PY_VERSION_HEX >= 0x030D0000
+    PyTime_t t_raw;
+    if (PyTime_MonotonicRaw(&t_raw) == 0) {
+        return PyTime_AsSecondsDouble(t_raw);
+    }
+#elif defined(__linux__) && defined(CLOCK_MONOTONIC)
+    struct timespec ts;
+    if (clock_gettime(CLOCK_MONOTONIC, &ts) == 0) {
+        return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+    }
+#endif
     PyObject *t = PyObject_CallNoArgs(st->monotonic);
     if (t == NULL) {
         PyErr_Clear();
