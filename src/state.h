@@ -131,6 +131,11 @@ static inline void
 ba_live_dealloc(PyTypeObject *tp, int kind)
 {
 #ifdef BA_DEBUG
+    /* At interpreter exit the type may have let go of its module already:
+     * then nobody counts any more (and PyType_GetModuleState would raise). */
+    if (((PyHeapTypeObject *)tp)->ht_module == NULL) {
+        return;
+    }
     mod_state *st = PyType_GetModuleState(tp);
     if (st != NULL) {
         assert(st->live[kind] > 0);
