@@ -1,8 +1,16 @@
-"""Shared fixtures: the suite runs once per engine (C and pure Python)."""
+"""Shared fixtures: the suite runs once per engine (C and pure Python), and every
+async test once per event loop (asyncio's own and uvloop).
+
+Set ``BETTERALL_TEST_LOOP=asyncio`` or ``=uvloop`` to run the async tests on one
+loop only (unset: both). Where uvloop is not installed, its variants are skipped.
+An async test that cannot run on uvloop takes
+``@pytest.mark.skip_on_uvloop(condition, reason="why")``.
+"""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 import gc
 import inspect
 import os
@@ -19,6 +27,57 @@ import pytest
 import betterall
 
 ENGINES = betterall._engines()
+
+
+def _uvloop_unavailable() -> asyncio.AbstractEventLoop:
+    raise AssertionError("never called: the uvloop variants are skipped at collection")
+
+
+_UVLOOP_MISSING = "uvloop is not installed (it does not support Windows or PyPy)"
+
+_uvloop_factory: Callable[[], asyncio.AbstractEventLoop]
+try:
+    import uvloop
+
+    _uvloop_factory = uvloop.new_event_loop
+except ImportError:  # Windows, PyPy, or simply not installed
+    _uvloop_factory = _uvloop_unavailable
+
+_LOOPS: dict[str, Callable[[], asyncio.AbstractEventLoop]] = {
+    "asyncio": asyncio.new_event_loop,
+    "uvloop": _uvloop_factory,
+}
+
+
+def _selected_loops() -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
+    """The event loops the async tests run on: BETTERALL_TEST_LOOP, else all."""
+    wanted = os.environ.get("BETTERALL_TEST_LOOP", "").strip()
+    if not wanted:
+        return dict(_LOOPS)
+    if wanted not in _LOOPS:
+        raise pytest.UsageError(
+            f"BETTERALL_TEST_LOOP={wanted!r}: expected one of {', '.join(_LOOPS)} (or unset for all)"
+        )
+    return {wanted: _LOOPS[wanted]}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    _selected_loops()  # a bad BETTERALL_TEST_LOOP is a usage error, reported once
+    config.addinivalue_line(
+        "markers",
+        "skip_on_uvloop(condition=True, *, reason): skip the uvloop variant of an async "
+        "test (when condition is true); reason says why it cannot run on uvloop",
+    )
+
+
+def pytest_asyncio_loop_factories(
+    config: pytest.Config, item: pytest.Item
+) -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
+    """pytest-asyncio (>= 1.4) runs each async test once per loop factory returned
+    here, with the factory's name in the test id (``test_x[uvloop-c]``); with a
+    single factory the id part is left out. Every loop runs in debug mode
+    (``asyncio_debug = true`` in pyproject.toml)."""
+    return _selected_loops()
 
 
 @pytest.fixture(params=list(ENGINES), scope="session")
@@ -98,6 +157,17 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         function = getattr(item, "function", None)
         if inspect.iscoroutinefunction(function):
             item.fixturenames.insert(0, "_asyncio_hygiene")
+        callspec = getattr(item, "callspec", None)
+        factory = callspec.params.get("_asyncio_loop_factory") if callspec is not None else None
+        if factory is not _LOOPS["uvloop"]:
+            continue
+        if factory is _uvloop_unavailable:
+            item.add_marker(pytest.mark.skip(reason=_UVLOOP_MISSING))
+        for mark in item.iter_markers("skip_on_uvloop"):
+            if "reason" not in mark.kwargs:
+                raise pytest.UsageError(f"{item.nodeid}: skip_on_uvloop needs reason=")
+            if all(mark.args):
+                item.add_marker(pytest.mark.skip(reason=mark.kwargs["reason"]))
 
 
 async def no_other_tasks() -> None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 from concurrent.futures import ThreadPoolExecutor
 import contextvars
+import inspect
 import os
 import subprocess
 import sys
@@ -742,6 +743,12 @@ async def test_wait_for_with_a_task_that_delays_its_cancellation(ba):
 
 
 @pytest.mark.skipif(sys.version_info < (3, 12), reason="asyncio.eager_task_factory is 3.12+")
+@pytest.mark.skip_on_uvloop(
+    sys.version_info >= (3, 13)
+    and "eager_start" not in inspect.signature(asyncio.eager_task_factory).parameters,
+    reason="uvloop on 3.13 passes eager_start= to the task factory, which this CPython's "
+    "asyncio.eager_task_factory does not accept: every loop.create_task() raises TypeError",
+)
 async def test_graphs_on_a_loop_with_eager_task_factory(ba):
     """With asyncio.eager_task_factory: start order, results, a failure at start
     (later tasks never start), caller cancellation and in_task all behave."""
