@@ -5,6 +5,10 @@ Set ``BETTERALL_TEST_LOOP=asyncio`` or ``=uvloop`` to run the async tests on one
 loop only (unset: both). Where uvloop is not installed, its variants are skipped.
 An async test that cannot run on uvloop takes
 ``@pytest.mark.skip_on_uvloop(condition, reason="why")``.
+
+In a debug build of the C engine (``BETTERALL_DEBUG_BUILD=1``), the engine's
+live objects are counted after every test, and a test that left any alive
+fails the session (see ``pytest_runtest_protocol`` below).
 """
 
 from __future__ import annotations
