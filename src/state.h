@@ -178,20 +178,22 @@ struct NodeObject {
     PyObject *waits;        /* tracing: list of (start, end), or NULL */
     PyObject *weakreflist;
     double t_start, t_end;
-    int state;
-    int status;
-    int wants_ctx;
-    int in_task;
-    int must_cancel;
     int num_cancels_requested;
-    int cancelled_by_graph;
-    int stop_pending;       /* the graph's stop went to fut_waiter, which may
-                               swallow it (gather whose child failed): the
-                               next step throws CancelledError regardless */
-    int timed_out;
-    int ended;
-    int queued;
     int visit;              /* cycle search mark */
+    /* Small enums and flags, one byte each: a node's size matters (issue 4:
+     * at most 400 bytes per task). */
+    unsigned char state;
+    unsigned char status;
+    unsigned char wants_ctx;
+    unsigned char in_task;
+    unsigned char must_cancel;
+    unsigned char cancelled_by_graph;
+    unsigned char stop_pending; /* the graph's stop went to fut_waiter, which
+                                   may swallow it (gather whose child failed):
+                                   the next step throws CancelledError anyway */
+    unsigned char timed_out;
+    unsigned char ended;
+    unsigned char queued;
 };
 
 struct GraphObject {

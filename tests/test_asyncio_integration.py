@@ -1329,13 +1329,13 @@ async def test_failing_graph_inside_taskgroup_cancels_other_graph(ba):
 async def test_graph_under_caller_timeout(ba, mode):
     """ba.* under asyncio.timeout() in the caller: the outer timeout raises, all tasks finish."""
     finals: list[str] = []
-    tasks = {"fast": tracked(finals, "fast", 0.0, value=1), "slow": tracked(finals, "slow", 1)}
+    tasks = {"fast": tracked(finals, "fast", 0.0, value=1), "slow": tracked(finals, "slow", 5)}
     t0 = time.monotonic()
     with pytest.raises(TimeoutError):
         async with asyncio.timeout(0.03) as cm:
             await getattr(ba, mode)(tasks)
     assert cm.expired()
-    assert time.monotonic() - t0 < 0.5
+    assert time.monotonic() - t0 < 2.5  # not the slow task's 5 s (wide: shared machines stall)
     assert sorted(finals) == ["fast", "slow"]
     assert asyncio.current_task().cancelling() == 0
     await no_other_tasks()
