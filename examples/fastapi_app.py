@@ -1,0 +1,123 @@
+"""betterall in FastAPI endpoints, served by uvicorn, calling a real upstream with aiohttp's client.
+
+    python examples/fastapi_app.py
+
+starts the fake upstream and this app on free loopback ports, times the
+naive, betterall and hand-optimised handlers over real HTTP, prints the
+results and exits. ``make_app()`` builds the app for other uses (see
+docs/web.md).
+
+The routes are those of ``starlette_app.py``; the handlers get their
+``Handlers`` object through a dependency, and FastAPI parses the query
+parameters. The upstream client is aiohttp's by default (``client="httpx"``
+for httpx's, as in ``starlette_app.py``), which costs less CPU time per
+call (see docs/web.md).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Query, Request
+from fastapi.responses import JSONResponse
+
+import betterall
+from starlette_app import RequestIdMiddleware
+from webdemo.clients import CLIENTS, UpstreamError
+from webdemo.handlers import Handlers
+
+
+def get_handlers(request: Request) -> Handlers:
+    return request.app.state.handlers
+
+
+HandlersDep = Annotated[Handlers, Depends(get_handlers)]
+
+
+def make_app(
+    upstream_url: str | None = None, *, ba: Any = betterall, trace: Any = None, client: str = "aiohttp"
+) -> FastAPI:
+    """The app; the arguments are those of ``starlette_app.make_app``."""
+    upstream_url = upstream_url or os.environ["UPSTREAM_URL"]
+    client_class = CLIENTS[client]
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with client_class(upstream_url) as upstream:
+            app.state.upstream = upstream
+            app.state.handlers = Handlers(upstream, ba=ba, trace=trace)
+            yield
+
+    app = FastAPI(lifespan=lifespan, openapi_url=None, docs_url=None, redoc_url=None)
+    app.add_middleware(RequestIdMiddleware)
+
+    @app.exception_handler(UpstreamError)
+    async def upstream_failed(request: Request, exc: UpstreamError) -> JSONResponse:
+        return JSONResponse({"error": "bad gateway", "detail": str(exc)}, status_code=502)
+
+    @app.exception_handler(TimeoutError)
+    async def deadline_passed(request: Request, exc: TimeoutError) -> JSONResponse:
+        return JSONResponse({"error": "gateway timeout"}, status_code=504)
+
+    # -- the dashboard ----------------------------------------------------------
+
+    @app.get("/naive/dashboard")
+    async def dashboard_naive(handlers: HandlersDep) -> dict[str, Any]:
+        return await handlers.dashboard_naive()
+
+    @app.get("/betterall/dashboard")
+    async def dashboard_betterall(
+        handlers: HandlersDep, timeout: Annotated[float | None, Query(ge=0)] = None
+    ) -> dict[str, Any]:
+        return await handlers.dashboard_betterall(timeout=timeout)
+
+    @app.get("/hand/dashboard")
+    async def dashboard_hand(handlers: HandlersDep) -> dict[str, Any]:
+        return await handlers.dashboard_hand()
+
+    # -- the feed -----------------------------------------------------------------
+
+    @app.get("/naive/feed")
+    async def feed_naive(handlers: HandlersDep) -> dict[str, Any]:
+        return await handlers.feed_naive()
+
+    @app.get("/betterall/feed")
+    async def feed_betterall(handlers: HandlersDep) -> dict[str, Any]:
+        return await handlers.feed_betterall()
+
+    @app.get("/hand/feed")
+    async def feed_hand(handlers: HandlersDep) -> dict[str, Any]:
+        return await handlers.feed_hand()
+
+    # -- budgets and caches ----------------------------------------------------------
+
+    @app.get("/partial/dashboard")
+    async def partial_dashboard(handlers: HandlersDep, budget: Annotated[float, Query(ge=0)] = 0.25) -> dict[str, Any]:
+        return await handlers.dashboard_partial(budget)
+
+    @app.get("/articles/{article_id}")
+    async def article(handlers: HandlersDep, article_id: int) -> dict[str, Any]:
+        return await handlers.article(article_id)
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, bool]:
+        return {"ok": True}
+
+    return app
+
+
+def main() -> None:
+    from webdemo.demo import run_demo
+    from webdemo.servers import serve_uvicorn
+
+    def serve(upstream_url: str) -> Any:
+        return serve_uvicorn(make_app(upstream_url))
+
+    run_demo("FastAPI on uvicorn, aiohttp's client to the upstream", serve)
+
+
+if __name__ == "__main__":
+    main()
