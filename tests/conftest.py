@@ -2,7 +2,8 @@
 async test once per event loop (asyncio's own and uvloop).
 
 Set ``BETTERALL_TEST_LOOP=asyncio`` or ``=uvloop`` to run the async tests on one
-loop only (unset: both). Where uvloop is not installed, its variants are skipped.
+loop only (unset: both), ``BETTERALL_TEST_ENGINE=c`` or ``=python`` to test one
+engine only (unset: every engine). Where uvloop is not installed, its variants are skipped.
 An async test that cannot run on uvloop takes
 ``@pytest.mark.skip_on_uvloop(condition, reason="why")``.
 
@@ -31,6 +32,16 @@ import pytest
 import betterall
 
 ENGINES = betterall._engines()
+# Every engine by default; BETTERALL_TEST_ENGINE=c or =python picks one (the
+# sanitizer run only needs the C engine's tests).
+_wanted_engine = os.environ.get("BETTERALL_TEST_ENGINE", "").strip()
+_live_objects = getattr(ENGINES.get("c"), "_live_objects", None)
+if _wanted_engine:
+    if _wanted_engine not in ENGINES:
+        raise pytest.UsageError(
+            f"BETTERALL_TEST_ENGINE={_wanted_engine!r}: expected one of {', '.join(ENGINES)}"
+        )
+    ENGINES = {_wanted_engine: ENGINES[_wanted_engine]}
 
 
 def _uvloop_unavailable() -> asyncio.AbstractEventLoop:
@@ -102,7 +113,6 @@ def ba(engine_name: str) -> types.SimpleNamespace:
     return types.SimpleNamespace(ENGINE=engine_name, **api)
 
 
-_live_objects = getattr(ENGINES.get("c"), "_live_objects", None)
 _DEBUG_BUILD = _live_objects is not None and _live_objects() is not None
 
 
