@@ -25,6 +25,26 @@ context_live(NodeObject *node)
     return node->graph != NULL && !node->graph->finished;
 }
 
+/* (Re)start `s` as a new wait on `target`.  The references it held are
+ * dropped last: dropping them can run code. */
+static void
+sibling_start(SiblingObject *s, PyObject *target)
+{
+    PyObject *old_target = (PyObject *)s->target;
+    PyObject *old_callbacks = s->callbacks;
+    PyObject *old_msg = s->cancel_msg;
+    s->target = (NodeObject *)Py_NewRef(target);
+    s->callbacks = NULL;
+    s->cancel_msg = NULL;
+    s->t_wait = 0.0;
+    s->state = SIB_INIT;
+    s->blocking = 0;
+    s->parked = 0;
+    Py_XDECREF(old_target);
+    Py_XDECREF(old_callbacks);
+    Py_XDECREF(old_msg);
+}
+
 static PyObject *
 context_sibling(ContextObject *self, PyObject *name)
 {
@@ -59,19 +79,7 @@ context_sibling(ContextObject *self, PyObject *name)
     if (s != NULL && Py_REFCNT(s) == 1 && s->weakreflist == NULL) {
         /* Nobody holds it, so it cannot be registered anywhere. */
         BA_ASSERT(s->state != SIB_BLOCKED && !s->parked && s->waiter == node);
-        PyObject *old_target = (PyObject *)s->target;
-        PyObject *old_callbacks = s->callbacks;
-        PyObject *old_msg = s->cancel_msg;
-        s->target = (NodeObject *)Py_NewRef(target);
-        s->callbacks = NULL;
-        s->cancel_msg = NULL;
-        s->t_wait = 0.0;
-        s->state = SIB_INIT;
-        s->blocking = 0;
-        s->parked = 0;
-        Py_DECREF(old_target);
-        Py_XDECREF(old_callbacks);
-        Py_XDECREF(old_msg);
+        sibling_start(s, target);
         return Py_NewRef(s);
     }
     s = PyObject_GC_New(SiblingObject, st->SiblingType);
@@ -80,14 +88,11 @@ context_sibling(ContextObject *self, PyObject *name)
     }
     BA_LIVE_ADD(st, LIVE_SIBLING, 1);
     s->waiter = (NodeObject *)Py_NewRef(node);
-    s->target = (NodeObject *)Py_NewRef(target);
+    s->target = NULL;
     s->callbacks = NULL;
     s->cancel_msg = NULL;
     s->weakreflist = NULL;
-    s->t_wait = 0.0;
-    s->state = SIB_INIT;
-    s->blocking = 0;
-    s->parked = 0;
+    sibling_start(s, target);
     PyObject_GC_Track(s);
     Py_XSETREF(self->spare, Py_NewRef(s));
     return (PyObject *)s;
