@@ -355,7 +355,7 @@ class _Graph:
                 tuple(node.deps),
                 tuple(node.waits),
             )
-        return Trace(self.start, end, tasks)
+        return Trace._adopt(self.start, end, tasks)
 
 
 def _call_finished(node: _Node) -> RuntimeError:

@@ -394,7 +394,9 @@ graph_report(GraphObject *g, int failing)
     mod_state *st = g->state;
     PyTypeObject *tt = (PyTypeObject *)st->TaskTrace;
     int tuple_like = PyType_Check(st->TaskTrace) && PyType_IsSubtype(tt, &PyTuple_Type);
-    PyObject *tasks = PyDict_New();
+    /* The private copy of the caller's dict has every name in order: a copy
+     * of it only has its values replaced, never grows. */
+    PyObject *tasks = g->tasks != NULL ? PyDict_Copy(g->tasks) : PyDict_New();
     if (tasks == NULL) {
         return -1;
     }
@@ -444,7 +446,7 @@ graph_report(GraphObject *g, int failing)
         Py_DECREF(tr);
     }
     double end = g->t_end != 0.0 ? g->t_end : ba_now(st);
-    PyObject *trace = PyObject_CallFunction(st->Trace, "ddO", g->t_start, end, tasks);
+    PyObject *trace = PyObject_CallMethod(st->Trace, "_adopt", "ddO", g->t_start, end, tasks);
     Py_DECREF(tasks);
     if (trace == NULL) {
         return -1;
