@@ -27,8 +27,9 @@ import warnings
 from types import ModuleType
 from typing import TYPE_CHECKING
 
-from . import _py
+from . import _graph, _py
 from ._errors import CycleError, FlowEnd, UnknownTaskError
+from ._graph import Graph, Results, SettledResults, Task, task
 from ._trace import TaskTrace, Trace
 from ._types import Settled, Signal, in_task
 from ._version import __version__
@@ -36,8 +37,12 @@ from ._version import __version__
 __all__ = (
     "CycleError",
     "FlowEnd",
+    "Graph",
+    "Results",
     "Settled",
+    "SettledResults",
     "Signal",
+    "Task",
     "TaskTrace",
     "Trace",
     "UnknownTaskError",
@@ -46,6 +51,7 @@ __all__ = (
     "all_settled",
     "flow",
     "in_task",
+    "task",
 )
 
 
@@ -86,6 +92,7 @@ def _select_engine() -> tuple[str, ModuleType]:
 
 #: Which engine this process uses: ``"c"`` or ``"python"``.
 ENGINE, _engine = _select_engine()
+_graph._engine = _engine  # the engine Graph.all/all_settled/flow run on
 
 if TYPE_CHECKING:
     # Every engine has these signatures; the type checker reads them here.

@@ -18,7 +18,21 @@ from typing import Any, NamedTuple
 
 from ._types import InTask
 
-__all__ = ("Spec", "check_debug", "check_timeout", "prepare", "takes_no_arguments")
+__all__ = (
+    "Bind",
+    "Spec",
+    "check_bind",
+    "check_debug",
+    "check_timeout",
+    "prepare",
+    "takes_no_arguments",
+)
+
+#: The class form's binding, the entry points' private ``_bind=`` argument
+#: (see betterall/_graph.py): the type of each task's ``self`` (a subclass
+#: of the engine's context type), the dict of attributes every ``self``
+#: shares, and the dict subclass the result is made as (``None``: dict).
+Bind = tuple[type, dict[str, Any], "type | None"]
 
 # Flags of a code object that declares *args or **kwargs.
 _CO_VARIADIC = inspect.CO_VARARGS | inspect.CO_VARKEYWORDS
@@ -160,3 +174,23 @@ def check_debug(debug: object) -> Callable[..., Any] | bool:
         "debug must be a bool or a callable that takes a betterall.Trace,"
         f" not {type(debug).__name__}"
     )
+
+
+def check_bind(bind: object, context_base: type) -> Bind | None:
+    """Check the private ``_bind=`` argument that :class:`betterall.Graph`
+    passes to an engine (``None`` for the dict form)."""
+    if bind is None:
+        return None
+    if not (
+        type(bind) is tuple
+        and len(bind) == 3
+        and isinstance(bind[0], type)
+        and issubclass(bind[0], context_base)
+        and type(bind[1]) is dict
+        and (bind[2] is None or (isinstance(bind[2], type) and issubclass(bind[2], dict)))
+    ):
+        raise TypeError(
+            "_bind= is private to betterall.Graph: (context type, attribute"
+            f" dict, result type or None), got {bind!r}"
+        )
+    return bind  # type: ignore[return-value]

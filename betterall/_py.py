@@ -36,7 +36,7 @@ import types
 from typing import Any, Final
 
 from ._errors import CycleError, FlowEnd, UnknownTaskError
-from ._prepare import Spec, check_debug, check_timeout, prepare
+from ._prepare import Bind, Spec, check_bind, check_debug, check_timeout, prepare
 from ._trace import TaskStatus, TaskTrace, Trace
 from ._support import create_task, report
 from ._types import Settled, Signal
@@ -145,7 +145,9 @@ class _Graph:
         "finished",
     )
 
-    def __init__(self, mode: str, specs: list[Spec], tracing: bool) -> None:
+    def __init__(
+        self, mode: str, specs: list[Spec], tracing: bool, bind: Bind | None = None
+    ) -> None:
         self.mode = mode
         self.signal = Signal()
         self.decided = False
@@ -160,6 +162,14 @@ class _Graph:
         self.nodes: dict[str, _Node] = {}
         for spec in specs:
             self.nodes[spec.name] = _Node(self, spec)
+        if bind is not None:
+            # The class form: each task's `self` is an instance of the graph
+            # class's context type, sharing the graph object's attributes.
+            context_type, attributes, _ = bind
+            for node in self.nodes.values():
+                context = context_type(node)
+                object.__setattr__(context, "__dict__", attributes)
+                node.context = context
 
     # -- deciding the outcome -------------------------------------------
 
@@ -435,6 +445,10 @@ class _Context:
         return f"<betterall context of task {self._node.name!r}>"
 
 
+#: The base of the class form's context types (betterall/_graph.py).
+Context = _Context
+
+
 class _Sibling:
     """The awaitable ``self.<name>``: the result of a sibling task."""
 
@@ -514,20 +528,20 @@ def _find_cycle(waiter: _Node, target: _Node) -> list[str] | None:
 
 
 def _start(
-    mode: str, tasks: object, debug: object, timeout: object
+    mode: str, tasks: object, debug: object, timeout: object, bind: object
 ) -> Coroutine[Any, Any, Any]:
     # Bad input is rejected here, at the call, before any task exists; the
     # coroutine returned runs the graph when awaited.
     specs = prepare(tasks)
     seconds = check_timeout(timeout)
     report = check_debug(debug)
-    return _call(mode, specs, seconds, report)
+    return _call(mode, specs, seconds, report, check_bind(bind, Context))
 
 
 async def _call(
-    mode: str, specs: list[Spec], seconds: float | None, report: Any
+    mode: str, specs: list[Spec], seconds: float | None, report: Any, bind: Bind | None
 ) -> Any:
-    graph = _Graph(mode, specs, tracing=bool(report))
+    graph = _Graph(mode, specs, tracing=bool(report), bind=bind)
     if specs:
         try:
             await graph.run(seconds)
@@ -543,10 +557,11 @@ async def _call(
     if error is not None:
         raise error
     nodes = graph.nodes
+    result_type = dict if bind is None or bind[2] is None else bind[2]
     if mode == ALL:
-        return {name: node.value for name, node in nodes.items()}
+        return result_type({name: node.value for name, node in nodes.items()})
     if mode == SETTLED:
-        return {name: _settled(node) for name, node in nodes.items()}
+        return result_type({name: _settled(node) for name, node in nodes.items()})
     return graph.end_value
 
 
@@ -575,6 +590,7 @@ def all(
     *,
     debug: bool | Callable[[Trace], object] = False,
     timeout: float | None = None,
+    _bind: Bind | None = None,
 ) -> Coroutine[Any, Any, dict[str, Any]]:
     """Run every task at once; await the result to get their results, in the
     mapping's order.  Bad input raises here, before any task starts.
@@ -582,7 +598,7 @@ def all(
     The first error raised by a task propagates unchanged, after every other
     task still running has been cancelled and has finished.
     """
-    return _start(ALL, tasks, debug, timeout)
+    return _start(ALL, tasks, debug, timeout, _bind)
 
 
 def all_settled(
@@ -590,13 +606,14 @@ def all_settled(
     *,
     debug: bool | Callable[[Trace], object] = False,
     timeout: float | None = None,
+    _bind: Bind | None = None,
 ) -> Coroutine[Any, Any, dict[str, Settled[Any]]]:
     """Run every task at once; return a :class:`Settled` per task.
 
     Never raises for a task's error, and does not cancel the siblings of a
     task that fails.
     """
-    return _start(SETTLED, tasks, debug, timeout)
+    return _start(SETTLED, tasks, debug, timeout, _bind)
 
 
 def flow(
@@ -604,10 +621,11 @@ def flow(
     *,
     debug: bool | Callable[[Trace], object] = False,
     timeout: float | None = None,
+    _bind: Bind | None = None,
 ) -> Coroutine[Any, Any, Any]:
     """Run every task at once until one calls ``self._end(value)``.
 
     Returns that value (``None`` if no task ended the flow), as soon as the
     other tasks, cancelled at that moment, have finished.
     """
-    return _start(FLOW, tasks, debug, timeout)
+    return _start(FLOW, tasks, debug, timeout, _bind)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 import inspect
-from typing import Any, Final, Generic, Literal, TypeVar
+from typing import Any, Final, Generic, Literal, TypeVar, cast
 
 __all__ = ("InTask", "Settled", "Signal", "in_task")
 
 T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
 
 FULFILLED: Final = "fulfilled"
 REJECTED: Final = "rejected"
@@ -168,12 +169,16 @@ class InTask:
         return f"in_task({self.__wrapped__!r})"
 
 
-def in_task(fn: Callable[..., Any]) -> InTask:
+def in_task(fn: F) -> F:
     """Mark a task function to run in a real :class:`asyncio.Task`.
 
     For code that insists on ``asyncio.current_task()`` being an
     ``asyncio.Task`` (or on appearing in ``asyncio.all_tasks()``).  The
     task is named after the graph task, runs in the graph task's copy of
     the caller's context, and is called with the same convention as ``fn``.
+
+    It is typed as returning ``fn``'s own type (the :class:`InTask` it
+    returns calls ``fn`` when called), so that a type checker still sees the
+    task's signature, for instance under :func:`betterall.task`.
     """
-    return InTask(fn)
+    return cast(F, InTask(fn))
