@@ -130,6 +130,10 @@ module_exec(PyObject *module)
     ADD_TYPE(NodeType, node_spec);
     ADD_TYPE(ContextType, context_spec);
     ADD_TYPE(SiblingType, sibling_spec);
+    /* The base of the class form's context types (betterall/_graph.py). */
+    if (PyModule_AddObjectRef(module, "Context", (PyObject *)st->ContextType) < 0) {
+        return -1;
+    }
 
     IMPORT(get_running_loop, "asyncio.events", "get_running_loop");
 #if BA_HAVE_SWAP_CURRENT_TASK
@@ -150,6 +154,7 @@ module_exec(PyObject *module)
     IMPORT(prepare, "betterall._prepare", "prepare");
     IMPORT(check_timeout, "betterall._prepare", "check_timeout");
     IMPORT(check_debug, "betterall._prepare", "check_debug");
+    IMPORT(check_bind, "betterall._prepare", "check_bind");
     IMPORT(in_task_coroutine, "betterall._support", "in_task_coroutine");
     IMPORT(TaskTrace, "betterall._trace", "TaskTrace");
     IMPORT(Trace, "betterall._trace", "Trace");
@@ -194,7 +199,8 @@ module_exec(PyObject *module)
     X(get_running_loop) X(swap_current_task) X(enter_task) X(leave_task)       \
     X(current_task) X(CancelledError) X(InvalidStateError) X(FlowEnd)          \
     X(CycleError) X(UnknownTaskError) X(Settled) X(Signal) X(InTask)           \
-    X(prepare) X(check_timeout) X(check_debug) X(in_task_coroutine)           \
+    X(prepare) X(check_timeout) X(check_debug) X(check_bind)                  \
+    X(in_task_coroutine)                                                       \
     X(TaskTrace) X(Trace) X(report) X(monotonic) X(s_add_done_callback)          \
     X(s_remove_done_callback) X(s_call_soon) X(s_call_later) X(s_create_future) \
     X(s_set_result) X(s_done) X(s_result) X(s_cancel) X(s_throw) X(s_blocking)  \

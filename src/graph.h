@@ -575,8 +575,11 @@ graph_result_impl(GraphObject *g)
     /* Our private copy of the caller's dict already has every key in
      * order: only the values change, with no resizing.  Otherwise a new
      * dict. */
-    PyObject *out = g->tasks != NULL ? g->tasks : PyDict_New();
+    PyObject *out = g->tasks;
     g->tasks = NULL;
+    if (out == NULL) {
+        out = g->bind_result ? PyObject_CallNoArgs(g->bind_result) : PyDict_New();
+    }
     if (out == NULL) {
         return NULL;
     }
@@ -852,6 +855,9 @@ graph_traverse(GraphObject *self, visitproc visit, void *arg)
     }
     Py_VISIT(self->names);
     Py_VISIT(self->tasks);
+    Py_VISIT(self->bind_context);
+    Py_VISIT(self->bind_dict);
+    Py_VISIT(self->bind_result);
     Py_VISIT(self->loop);
     Py_VISIT(self->signal);
     Py_VISIT(self->abort_reason);
@@ -910,6 +916,9 @@ graph_clear(GraphObject *self)
     }
     Py_CLEAR(self->names);
     Py_CLEAR(self->tasks);
+    Py_CLEAR(self->bind_context);
+    Py_CLEAR(self->bind_dict);
+    Py_CLEAR(self->bind_result);
     Py_CLEAR(self->loop);
     Py_CLEAR(self->signal);
     Py_CLEAR(self->abort_reason);
@@ -1095,7 +1104,8 @@ dict_is_plain(mod_state *st, PyObject *tasks)
 }
 
 static PyObject *
-graph_new(mod_state *st, int mode, PyObject *tasks, PyObject *debug, PyObject *timeout)
+graph_new(mod_state *st, int mode, PyObject *tasks, PyObject *debug, PyObject *timeout,
+          PyObject *bind)
 {
     PyObject *specs = NULL;
     Py_ssize_t n;
@@ -1143,6 +1153,20 @@ graph_new(mod_state *st, int mode, PyObject *tasks, PyObject *debug, PyObject *t
     if (report == Py_False) {
         Py_CLEAR(report);
     }
+    if (bind != NULL && bind != Py_None) {
+        /* Checked in Python (a cold path: the class form's own errors). */
+        PyObject *checked = PyObject_CallFunctionObjArgs(st->check_bind, bind,
+                                                         st->ContextType, NULL);
+        if (checked == NULL) {
+            Py_XDECREF(specs);
+            Py_XDECREF(report);
+            return NULL;
+        }
+        Py_DECREF(checked);
+    }
+    else {
+        bind = NULL;
+    }
 
     GraphObject *g = PyObject_GC_New(GraphObject, st->GraphType);
     if (g == NULL) {
@@ -1157,6 +1181,12 @@ graph_new(mod_state *st, int mode, PyObject *tasks, PyObject *debug, PyObject *t
     g->report = report;
     g->has_timeout = has_timeout;
     g->timeout = seconds;
+    if (bind != NULL) {
+        g->bind_context = (PyTypeObject *)Py_NewRef(PyTuple_GET_ITEM(bind, 0));
+        g->bind_dict = Py_NewRef(PyTuple_GET_ITEM(bind, 1));
+        PyObject *result = PyTuple_GET_ITEM(bind, 2);
+        g->bind_result = result == Py_None ? NULL : Py_NewRef(result);
+    }
     g->nodes = PyMem_Malloc((n ? n : 1) * sizeof(NodeObject *));
     PyObject_GC_Track(g);
     if (g->nodes == NULL) {
@@ -1166,7 +1196,8 @@ graph_new(mod_state *st, int mode, PyObject *tasks, PyObject *debug, PyObject *t
     if (specs == NULL) {
         if (mode != MODE_FLOW) {
             /* Kept (only) to build the result from; see graph_result(). */
-            g->tasks = PyDict_Copy(tasks);
+            g->tasks = g->bind_result ? PyObject_CallOneArg(g->bind_result, tasks)
+                                      : PyDict_Copy(tasks);
             if (g->tasks == NULL) {
                 goto error;
             }
@@ -1209,7 +1240,7 @@ graph_entry(PyObject *module, int mode, PyObject *const *args, Py_ssize_t nargs,
 {
     mod_state *st = PyModule_GetState(module);
     PyObject *tasks = nargs > 0 ? args[0] : NULL;
-    PyObject *debug = NULL, *timeout = NULL;
+    PyObject *debug = NULL, *timeout = NULL, *bind = NULL;
     if (nargs > 1) {
         PyErr_Format(PyExc_TypeError, "%s() takes 1 positional argument but %zd were given",
                      mode_names[mode], nargs);
@@ -1224,6 +1255,9 @@ graph_entry(PyObject *module, int mode, PyObject *const *args, Py_ssize_t nargs,
             }
             else if (PyUnicode_CompareWithASCIIString(kw, "timeout") == 0) {
                 timeout = value;
+            }
+            else if (PyUnicode_CompareWithASCIIString(kw, "_bind") == 0) {
+                bind = value;
             }
             else if (PyUnicode_CompareWithASCIIString(kw, "tasks") == 0 && tasks == NULL) {
                 tasks = value;
@@ -1240,5 +1274,5 @@ graph_entry(PyObject *module, int mode, PyObject *const *args, Py_ssize_t nargs,
                      mode_names[mode]);
         return NULL;
     }
-    return graph_new(st, mode, tasks, debug, timeout);
+    return graph_new(st, mode, tasks, debug, timeout, bind);
 }

@@ -357,9 +357,22 @@ node_get_proxy(NodeObject *node)
     if (node->proxy != NULL) {
         return Py_NewRef(node->proxy);
     }
-    ContextObject *proxy = PyObject_GC_New(ContextObject, node->mst->ContextType);
-    if (proxy == NULL) {
-        return NULL;
+    GraphObject *g = node->graph;
+    ContextObject *proxy;
+    if (g->bind_context == NULL) {
+        proxy = PyObject_GC_New(ContextObject, node->mst->ContextType);
+        if (proxy == NULL) {
+            return NULL;
+        }
+    }
+    else {
+        /* The class form: an instance of the graph class's context type
+         * (a Python subclass: its allocator zeroes and tracks it). */
+        proxy = (ContextObject *)g->bind_context->tp_alloc(g->bind_context, 0);
+        if (proxy == NULL) {
+            return NULL;
+        }
+        PyObject_GC_UnTrack(proxy); /* tracked again below, once filled */
     }
     BA_LIVE_ADD(node->mst, LIVE_CONTEXT, 1);
     proxy->node = (NodeObject *)Py_NewRef(node);
@@ -368,6 +381,11 @@ node_get_proxy(NodeObject *node)
     proxy->weakreflist = NULL;
     PyObject_GC_Track(proxy);
     node->proxy = (PyObject *)proxy;
+    if (g->bind_dict != NULL &&
+        PyObject_GenericSetDict((PyObject *)proxy, g->bind_dict, NULL) < 0) {
+        Py_DECREF(proxy); /* its dealloc resets node->proxy */
+        return NULL;
+    }
     return (PyObject *)proxy;
 }
 

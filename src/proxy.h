@@ -63,6 +63,16 @@ context_sibling(ContextObject *self, PyObject *name)
         if (PyErr_Occurred()) {
             return NULL;
         }
+        if (!Py_IS_TYPE(self, st->ContextType)) {
+            /* The class form: not a task, so an attribute of the graph
+             * class or of its inputs.  As with a Python __getattr__, an
+             * AttributeError there becomes the unknown-task error. */
+            PyObject *attr = PyObject_GenericGetAttr((PyObject *)self, name);
+            if (attr != NULL || !PyErr_ExceptionMatches(PyExc_AttributeError)) {
+                return attr;
+            }
+            PyErr_Clear();
+        }
         PyObject *err = PyObject_CallMethodObjArgs(st->UnknownTaskError, st->s_for_name,
                                                    name, names, NULL);
         if (err != NULL) {
@@ -286,7 +296,9 @@ static PyType_Slot context_slots[] = {
 static PyType_Spec context_spec = {
     .name = "betterall._cengine.Context",
     .basicsize = sizeof(ContextObject),
+    /* BASETYPE: the class form's context types derive from it (and from
+     * the graph class), see betterall/_graph.py. */
     .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_IMMUTABLETYPE |
-             Py_TPFLAGS_DISALLOW_INSTANTIATION,
+             Py_TPFLAGS_DISALLOW_INSTANTIATION | Py_TPFLAGS_BASETYPE,
     .slots = context_slots,
 };

@@ -88,6 +88,7 @@ typedef struct {
     PyObject *prepare;
     PyObject *check_timeout;
     PyObject *check_debug;
+    PyObject *check_bind;
     PyObject *in_task_coroutine;
     PyObject *TaskTrace;   /* a tuple subclass: see graph_report */
     PyObject *Trace;
@@ -133,7 +134,13 @@ ba_live_dealloc(PyTypeObject *tp, int kind)
 #ifdef BA_DEBUG
     /* At interpreter exit the type may have let go of its module already:
      * then nobody counts any more (and PyType_GetModuleState would raise). */
-    if (((PyHeapTypeObject *)tp)->ht_module == NULL) {
+    /* A Python subclass (the class form's context types) counts as its
+     * engine base. */
+    while (tp != NULL && !(tp->tp_flags & Py_TPFLAGS_HEAPTYPE &&
+                           ((PyHeapTypeObject *)tp)->ht_module != NULL)) {
+        tp = tp->tp_base;
+    }
+    if (tp == NULL) {
         return;
     }
     mod_state *st = PyType_GetModuleState(tp);
@@ -210,7 +217,14 @@ struct GraphObject {
     Py_ssize_t remaining; /* nodes not DONE */
     NodeObject **nodes;   /* n strong references, mapping order */
     PyObject *names;      /* dict: name -> node, built on first use */
-    PyObject *tasks;      /* a copy of the caller's dict (exact dicts only) */
+    PyObject *tasks;      /* a copy of the caller's dict (exact dicts only),
+                             made as bind_result when set */
+    /* The class form's binding (_bind=, see betterall/_graph.py), or NULL:
+     * the type of each task's `self` (a subtype of Context), the attribute
+     * dict every such `self` shares, and the dict subclass of the result. */
+    PyTypeObject *bind_context;
+    PyObject *bind_dict;
+    PyObject *bind_result;
     PyObject *loop;
     PyObject *signal;     /* Signal, made on demand */
     PyObject *abort_reason;
