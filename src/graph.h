@@ -1103,6 +1103,23 @@ dict_is_plain(mod_state *st, PyObject *tasks)
     return 1;
 }
 
+/* The checks of betterall._prepare.check_bind, without calling it: the
+ * class form passes _bind= on every run. */
+static int
+bind_is_valid(mod_state *st, PyObject *bind)
+{
+    if (!PyTuple_CheckExact(bind) || PyTuple_GET_SIZE(bind) != 3) {
+        return 0;
+    }
+    PyObject *ctx = PyTuple_GET_ITEM(bind, 0);
+    PyObject *attrs = PyTuple_GET_ITEM(bind, 1);
+    PyObject *result = PyTuple_GET_ITEM(bind, 2);
+    return PyType_Check(ctx) && PyType_IsSubtype((PyTypeObject *)ctx, st->ContextType) &&
+           PyDict_CheckExact(attrs) &&
+           (result == Py_None ||
+            (PyType_Check(result) && PyType_IsSubtype((PyTypeObject *)result, &PyDict_Type)));
+}
+
 static PyObject *
 graph_new(mod_state *st, int mode, PyObject *tasks, PyObject *debug, PyObject *timeout,
           PyObject *bind)
@@ -1153,19 +1170,20 @@ graph_new(mod_state *st, int mode, PyObject *tasks, PyObject *debug, PyObject *t
     if (report == Py_False) {
         Py_CLEAR(report);
     }
-    if (bind != NULL && bind != Py_None) {
-        /* Checked in Python (a cold path: the class form's own errors). */
+    if (bind == Py_None) {
+        bind = NULL;
+    }
+    if (bind != NULL && !bind_is_valid(st, bind)) {
+        /* The Python check raises the error (a cold path). */
         PyObject *checked = PyObject_CallFunctionObjArgs(st->check_bind, bind,
                                                          st->ContextType, NULL);
-        if (checked == NULL) {
-            Py_XDECREF(specs);
-            Py_XDECREF(report);
-            return NULL;
+        Py_XDECREF(checked);
+        Py_XDECREF(specs);
+        Py_XDECREF(report);
+        if (checked != NULL) {
+            PyErr_SetString(PyExc_SystemError, "_bind= failed the C check only");
         }
-        Py_DECREF(checked);
-    }
-    else {
-        bind = NULL;
+        return NULL;
     }
 
     GraphObject *g = PyObject_GC_New(GraphObject, st->GraphType);

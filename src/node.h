@@ -358,21 +358,13 @@ node_get_proxy(NodeObject *node)
         return Py_NewRef(node->proxy);
     }
     GraphObject *g = node->graph;
-    ContextObject *proxy;
-    if (g->bind_context == NULL) {
-        proxy = PyObject_GC_New(ContextObject, node->mst->ContextType);
-        if (proxy == NULL) {
-            return NULL;
-        }
-    }
-    else {
-        /* The class form: an instance of the graph class's context type
-         * (a Python subclass: its allocator zeroes and tracks it). */
-        proxy = (ContextObject *)g->bind_context->tp_alloc(g->bind_context, 0);
-        if (proxy == NULL) {
-            return NULL;
-        }
-        PyObject_GC_UnTrack(proxy); /* tracked again below, once filled */
+    /* In the class form, an instance of the graph class's context type: a
+     * Python subclass of Context whose only addition is a managed
+     * __dict__, which the GC allocator initialises like its generic one. */
+    ContextObject *proxy = PyObject_GC_New(
+        ContextObject, g->bind_context ? g->bind_context : node->mst->ContextType);
+    if (proxy == NULL) {
+        return NULL;
     }
     BA_LIVE_ADD(node->mst, LIVE_CONTEXT, 1);
     proxy->node = (NodeObject *)Py_NewRef(node);
