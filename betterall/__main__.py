@@ -130,7 +130,7 @@ SCENARIOS: list[tuple[str, str, Handler, TracedHandler]] = [
 
 async def timed(handler: Handler, repeat: int) -> tuple[float, dict[str, Any]]:
     """Median wall time of ``repeat`` runs, in ms, and the last result."""
-    times = []
+    times: list[float] = []
     result: dict[str, Any] = {}
     for _ in range(repeat):
         t0 = time.perf_counter()

@@ -55,13 +55,15 @@ from ._trace import Trace
 from ._types import InTask, Settled, Signal
 
 if TYPE_CHECKING:
-    from typing import Self
+    from typing import Never, Protocol, Self
 
 __all__ = ("Graph", "Results", "SettledResults", "Task", "task")
 
 T = TypeVar("T")
+D = TypeVar("D")
 T_co = TypeVar("T_co", covariant=True)
 G = TypeVar("G", bound="Graph")
+G_co = TypeVar("G_co", bound="Graph", covariant=True)
 G_contra = TypeVar("G_contra", bound="Graph", contravariant=True)
 
 # Names a task or an input cannot take: the run methods, and the members a
@@ -73,13 +75,25 @@ RESERVED = frozenset({"all", "all_settled", "flow", "_name", "_signal", "_end"})
 _engine: types.ModuleType = _py
 
 
-class Task(Generic[G_contra, T_co]):
+class Task(Generic[G_co, T_co]):
     """A task of a :class:`Graph` class, made by :func:`task`.
 
     On the class (``Dashboard.user``) it is the task itself, and the key
     that reads the task's result from a run's :class:`Results`.  Inside a
     task, ``self.user`` is an awaitable for the sibling's result.
     """
+
+    # Typing: ``Task[G, T]`` is a task that graph class ``G`` declares (or
+    # overrides), whose result is a ``T``.  It is covariant in ``G`` so that a
+    # subclass may override a task: ``Task[Sub, T]`` must be a
+    # ``Task[Base, T]``, or pyright reports an incompatible override.  Which
+    # results a task may index is the opposite relation (a base's task
+    # indexes a subclass's results, a subclass's task not a base's), so
+    # ``Results[G]`` does not take a ``Task[G, T]`` but a ``_TaskKey[G, T]``,
+    # a protocol that sees the graph type contravariantly through
+    # ``__ba_key__``.  (Typing the task with the class it is read from,
+    # ``__get__(None, owner: type[G])``, fails under mypy: it infers ``G``
+    # from the expected key type, so ``sub_results[Base.task]`` is rejected.)
 
     __slots__ = ("fn", "name", "owner")
 
@@ -111,7 +125,7 @@ class Task(Generic[G_contra, T_co]):
     def __get__(self, instance: None, owner: type[Any] | None = None) -> Self: ...
     @overload
     def __get__(
-        self, instance: G_contra, owner: type[Any] | None = None
+        self, instance: Graph, owner: type[Any] | None = None
     ) -> Awaitable[T_co]: ...
     def __get__(self, instance: Any, owner: Any = None) -> Any:
         if instance is None:
@@ -127,7 +141,7 @@ class Task(Generic[G_contra, T_co]):
             f" result[{cls}.{self.name}]"
         )
 
-    def __set__(self, instance: object, value: object) -> NoReturn:
+    def __set__(self, instance: object, value: Never) -> NoReturn:
         raise AttributeError(
             f"cannot assign to {type(instance).__name__}.{self.name}: it is a task"
         )
@@ -136,11 +150,24 @@ class Task(Generic[G_contra, T_co]):
         where = f"{self.owner.__qualname__}." if self.owner is not None else ""
         return f"<betterall task {where}{self.name}>"
 
+    if TYPE_CHECKING:
+        # For the type checker only (see _TaskKey).
+        @property
+        def __ba_key__(self) -> Callable[[G_co], T_co]: ...
+
+
+if TYPE_CHECKING:
+
+    class _TaskKey(Protocol[G_contra, T_co]):
+        """What indexes ``Results[G]``: a ``Task[B, T]`` where ``G`` is
+        ``B`` or a subclass of ``B``."""
+
+        @property
+        def __ba_key__(self) -> Callable[[G_contra], T_co]: ...
+
 
 @overload
-def task(  # type: ignore[overload-overlap]
-    fn: Callable[[G], Awaitable[T]],
-) -> Task[G, T]: ...
+def task(fn: Callable[[G], Awaitable[T]]) -> Task[G, T]: ...
 @overload
 def task(fn: Callable[[G], T]) -> Task[G, T]: ...
 def task(fn: Callable[[Any], Any]) -> Task[Any, Any]:
@@ -154,7 +181,12 @@ def task(fn: Callable[[Any], Any]) -> Task[Any, Any]:
     return Task(fn)
 
 
-class Results(dict[str, Any], Generic[G]):
+def _key(key: Any) -> Any:
+    """A task used as a key of Results/SettledResults stands for its name."""
+    return key.name if type(key) is not str and isinstance(key, Task) else key
+
+
+class Results(dict[str, Any], Generic[G_co]):
     """The results of :meth:`Graph.all`: a dict from task name to result, in
     the class's task order, that a task also indexes with its own type::
 
@@ -163,19 +195,37 @@ class Results(dict[str, Any], Generic[G]):
         result["user"]             # the same value, typed Any
     """
 
+    # Covariant in the graph type: a subclass's results are a base's results.
     __slots__ = ()
 
     @overload
-    def __getitem__(self, key: Task[G, T]) -> T: ...
+    def __getitem__(self, key: _TaskKey[G_co, T]) -> T: ...
     @overload
     def __getitem__(self, key: str) -> Any: ...
     def __getitem__(self, key: Any) -> Any:
-        if type(key) is not str and isinstance(key, Task):
-            key = key.name
-        return dict.__getitem__(self, key)
+        return dict.__getitem__(self, _key(key))
+
+    # dict's own signatures first, in its order (pyright checks the override).
+    @overload
+    def get(self, key: str, default: None = None, /) -> Any | None: ...
+    @overload
+    def get(self, key: str, default: Any, /) -> Any: ...
+    @overload
+    def get(self, key: _TaskKey[G_co, T], default: None = None, /) -> T | None: ...
+    @overload
+    def get(self, key: _TaskKey[G_co, T], default: D, /) -> T | D: ...
+    # pyright cannot match dict[str, Any].get's third overload (default: T ->
+    # Any | T) to the second, which takes the same arguments and returns Any.
+    def get(  # pyright: ignore[reportIncompatibleMethodOverride]
+        self, key: Any, default: Any = None, /
+    ) -> Any:
+        return dict.get(self, _key(key), default)
+
+    def __contains__(self, key: object, /) -> bool:
+        return dict.__contains__(self, _key(key))
 
 
-class SettledResults(dict[str, Settled[Any]], Generic[G]):
+class SettledResults(dict[str, Settled[Any]], Generic[G_co]):
     """The outcomes of :meth:`Graph.all_settled`: a dict from task name to
     :class:`Settled`, indexed by task (typed ``Settled[<return type>]``) or
     by name."""
@@ -183,13 +233,27 @@ class SettledResults(dict[str, Settled[Any]], Generic[G]):
     __slots__ = ()
 
     @overload
-    def __getitem__(self, key: Task[G, T]) -> Settled[T]: ...
+    def __getitem__(self, key: _TaskKey[G_co, T]) -> Settled[T]: ...
     @overload
     def __getitem__(self, key: str) -> Settled[Any]: ...
     def __getitem__(self, key: Any) -> Settled[Any]:
-        if type(key) is not str and isinstance(key, Task):
-            key = key.name
-        return dict.__getitem__(self, key)
+        return dict.__getitem__(self, _key(key))
+
+    @overload
+    def get(self, key: str, default: None = None, /) -> Settled[Any] | None: ...
+    @overload
+    def get(self, key: str, default: Settled[Any], /) -> Settled[Any]: ...
+    @overload
+    def get(self, key: str, default: D, /) -> Settled[Any] | D: ...
+    @overload
+    def get(self, key: _TaskKey[G_co, T], default: None = None, /) -> Settled[T] | None: ...
+    @overload
+    def get(self, key: _TaskKey[G_co, T], default: D, /) -> Settled[T] | D: ...
+    def get(self, key: Any, default: Any = None, /) -> Any:
+        return dict.get(self, _key(key), default)
+
+    def __contains__(self, key: object, /) -> bool:
+        return dict.__contains__(self, _key(key))
 
 
 @dataclass_transform(
@@ -262,7 +326,7 @@ class Graph:
         """Run the graph like :func:`betterall.flow`: a task ends it with
         ``self._end(value)``, and the call returns that value."""
         engine = _engine
-        return engine.flow(
+        return engine.flow(  # type: ignore[no-any-return]
             type(self).__ba_tasks__,
             debug=debug,
             timeout=timeout,
@@ -279,17 +343,19 @@ class Graph:
         def _end(self, value: object = None) -> NoReturn: ...
 
 
-_CONTEXT_BASES: tuple[type, ...] = ()
+_CONTEXT_BASES: tuple[type[Any], ...] = ()
 
 
-def _context_bases() -> tuple[type, ...]:
+def _context_bases() -> tuple[type[Any], ...]:
     """Every engine's context type (found on first use: the package's
     ``__init__`` imports this module before it selects an engine)."""
     global _CONTEXT_BASES
     if not _CONTEXT_BASES:
         from . import _engines
 
-        _CONTEXT_BASES = tuple(engine.Context for engine in _engines().values())
+        _CONTEXT_BASES = tuple(
+            engine.Context for engine in _engines().values() if hasattr(engine, "Context")
+        )
     return _CONTEXT_BASES
 
 
@@ -345,8 +411,8 @@ def _define(cls: type[Graph]) -> None:
             inspect.signature(func).bind(None)
         except TypeError:
             raise TypeError(
-                f"task {qual}.{name} must take exactly one parameter, self;"
-                f" it is declared as {name}{inspect.signature(func)}"
+                f"task {qual}.{name} must take one parameter, self (any other"
+                f" needs a default); it is declared as {name}{inspect.signature(func)}"
             ) from None
     own = cls.__dict__.get("__annotations__", {})
     for name in own:

@@ -193,4 +193,4 @@ def check_bind(bind: object, context_base: type) -> Bind | None:
             "_bind= is private to betterall.Graph: (context type, attribute"
             f" dict, result type or None), got {bind!r}"
         )
-    return bind  # type: ignore[return-value]
+    return bind

@@ -335,7 +335,7 @@ class _Graph:
         try:
             # Wait for every task, whatever happens: a cancelled caller
             # cancels them and goes on waiting (also when cancelled again).
-            pending = set(tasks)
+            pending: set[asyncio.Task[None]] = set(tasks)
             while pending:
                 try:
                     _, pending = await asyncio.wait(pending)
@@ -355,7 +355,7 @@ class _Graph:
 
     def trace(self) -> Trace:
         end = time.monotonic()
-        tasks = {}
+        tasks: dict[str, TaskTrace] = {}
         for name, node in self.nodes.items():
             tasks[name] = TaskTrace(
                 name,
@@ -383,66 +383,69 @@ class _Context:
     so an awaitable that is never awaited is harmless.
     """
 
-    __slots__ = ("_node",)
+    # Double underscores (mangled to _Context__node...): in the class form,
+    # `self` is also an instance of the user's graph class, whose own
+    # attributes must not meet the engine's.
+    __slots__ = ("__node",)
 
     def __init__(self, node: _Node) -> None:
-        self._node = node
+        self.__node = node
 
     def __getattr__(self, name: str) -> _Sibling:
         if name.startswith("_"):
             raise AttributeError(
                 f"{type(self).__name__!r} object has no attribute {name!r}"
             )
-        return self._sibling(name)
+        return self.__sibling(name)
 
     def __getitem__(self, name: str) -> _Sibling:
         if not isinstance(name, str):
             raise TypeError(
                 f"task names are str, not {type(name).__name__}"
             )
-        return self._sibling(name)
+        return self.__sibling(name)
 
     __iter__ = None  # not a sequence, despite __getitem__
 
-    def _sibling(self, name: str) -> _Sibling:
-        graph = self._node.graph
+    def __sibling(self, name: str) -> _Sibling:
+        graph = self.__node.graph
         if graph.finished:
-            raise _call_finished(self._node)
+            raise _call_finished(self.__node)
         nodes = graph.nodes
         target = nodes.get(name)
         if target is None:
             raise UnknownTaskError.for_name(name, nodes)
-        return _Sibling(self._node, target)
+        return _Sibling(self.__node, target)
 
     @property
     def _name(self) -> str:
         """This task's name."""
-        return self._node.name
+        return self.__node.name
 
     @property
     def _signal(self) -> Signal:
         """The graph's :class:`Signal`."""
-        return self._node.graph.signal
+        return self.__node.graph.signal
 
     def _end(self, value: Any = None) -> None:
         """End the flow with ``value`` (``flow`` only); never returns."""
-        graph = self._node.graph
+        graph = self.__node.graph
         if graph.finished:
-            raise _call_finished(self._node)
+            raise _call_finished(self.__node)
         if graph.mode != FLOW:
             raise RuntimeError(
                 f"self._end() is only available in betterall.flow(), not in"
                 f" betterall.{graph.mode}(): return the value instead"
             )
         end = FlowEnd(value)
-        graph.end_flow(self._node, end)
+        graph.end_flow(self.__node, end)
         raise end
 
     def __dir__(self) -> list[str]:
-        return ["_end", "_name", "_signal", *self._node.graph.nodes]
+        return ["_end", "_name", "_signal", *self.__node.graph.nodes]
 
     def __repr__(self) -> str:
-        return f"<betterall context of task {self._node.name!r}>"
+        return f"<betterall context of task {self.__node.name!r}>"
 
 
 #: The base of the class form's context types (betterall/_graph.py).
@@ -586,7 +589,7 @@ def _report(graph: _Graph, debug: Any, failing: bool) -> None:
 
 
 def all(
-    tasks: Mapping[str, Callable[..., Any]],
+    tasks: Mapping[str, Callable[[Any], Any] | Callable[[], Any]],
     *,
     debug: bool | Callable[[Trace], object] = False,
     timeout: float | None = None,
@@ -602,7 +605,7 @@ def all(
 
 
 def all_settled(
-    tasks: Mapping[str, Callable[..., Any]],
+    tasks: Mapping[str, Callable[[Any], Any] | Callable[[], Any]],
     *,
     debug: bool | Callable[[Trace], object] = False,
     timeout: float | None = None,
@@ -617,7 +620,7 @@ def all_settled(
 
 
 def flow(
-    tasks: Mapping[str, Callable[..., Any]],
+    tasks: Mapping[str, Callable[[Any], Any] | Callable[[], Any]],
     *,
     debug: bool | Callable[[Trace], object] = False,
     timeout: float | None = None,

@@ -9,6 +9,7 @@ from typing import Any, Final, Generic, Literal, TypeVar, cast
 __all__ = ("InTask", "Settled", "Signal", "in_task")
 
 T = TypeVar("T")
+V = TypeVar("V")
 F = TypeVar("F", bound=Callable[..., Any])
 
 FULFILLED: Final = "fulfilled"
@@ -52,8 +53,10 @@ class Settled(Generic[T]):
         object.__setattr__(self, "value", value)
         object.__setattr__(self, "reason", reason)
 
+    # A type variable of its own: with the class's T, pyright would type
+    # ``Settled.fulfilled(3)`` as ``Settled[Unknown]``.
     @classmethod
-    def fulfilled(cls, value: T) -> Settled[T]:
+    def fulfilled(cls: type[Settled[Any]], value: V) -> Settled[V]:
         return cls(FULFILLED, value, None)
 
     @classmethod
