@@ -51,6 +51,7 @@ from typing import (
 )
 
 from . import _py
+from ._prepare import Bind
 from ._trace import Trace
 from ._types import InTask, Settled, Signal
 
@@ -295,10 +296,7 @@ class Graph:
         :class:`Results`."""
         engine = _engine
         return engine.all(  # type: ignore[no-any-return]
-            type(self).__ba_tasks__,
-            debug=debug,
-            timeout=timeout,
-            _bind=(_context_type(type(self), engine), self.__dict__, Results),
+            type(self).__ba_tasks__, debug=debug, timeout=timeout, _bind=_binding(self, engine, Results)
         )
 
     def all_settled(
@@ -311,10 +309,7 @@ class Graph:
         :class:`SettledResults`."""
         engine = _engine
         return engine.all_settled(  # type: ignore[no-any-return]
-            type(self).__ba_tasks__,
-            debug=debug,
-            timeout=timeout,
-            _bind=(_context_type(type(self), engine), self.__dict__, SettledResults),
+            type(self).__ba_tasks__, debug=debug, timeout=timeout, _bind=_binding(self, engine, SettledResults)
         )
 
     def flow(
@@ -327,10 +322,7 @@ class Graph:
         ``self._end(value)``, and the call returns that value."""
         engine = _engine
         return engine.flow(  # type: ignore[no-any-return]
-            type(self).__ba_tasks__,
-            debug=debug,
-            timeout=timeout,
-            _bind=(_context_type(type(self), engine), self.__dict__, None),
+            type(self).__ba_tasks__, debug=debug, timeout=timeout, _bind=_binding(self, engine, None)
         )
 
     if TYPE_CHECKING:
@@ -357,6 +349,15 @@ def _context_bases() -> tuple[type[Any], ...]:
             engine.Context for engine in _engines().values() if hasattr(engine, "Context")
         )
     return _CONTEXT_BASES
+
+
+def _binding(graph: Graph, engine: types.ModuleType, result: type | None) -> Bind:
+    """What a run of ``graph`` passes to ``engine`` as ``_bind=``: the type of
+    each task's ``self``, the attributes they share (the graph object's), and
+    the type of the result (``None`` for ``flow``)."""
+    cls = type(graph)
+    context = cls.__ba_contexts__.get(engine.Context) or _context_type(cls, engine)
+    return (context, graph.__dict__, result)
 
 
 def _context_type(cls: type[Graph], engine: types.ModuleType) -> type:
