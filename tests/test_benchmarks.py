@@ -8,6 +8,8 @@ import re
 import subprocess
 import sys
 
+import betterall
+
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 # Every shape of the suite (docs/performance.md); each must have a row in a table.
@@ -48,3 +50,8 @@ def test_quick_benchmark_runs_and_prints_a_row_per_shape() -> None:
     for graph in ("dashboard", "feed"):
         assert f"makespan {graph}: critical path" in out
     assert "Targets of issue 4" in out
+    if "c" in betterall._engines():
+        # The class-form section: one row per graph, with both ratios.
+        assert "Class form against dict form" in out
+        for label in ("wide-sync N=10", "wide-sync N=1000", "chain N=1000", "dashboard N=3"):
+            assert re.search(rf"^{label} .*x .*x$", out, re.M), f"no class-form row {label}:\n{out}"
