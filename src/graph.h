@@ -498,17 +498,25 @@ make_settled(mod_state *st, NodeObject *node)
     return r;
 }
 
-/* The call is over.  Its nodes were left untracked by the collector while
- * it ran (the graph owns them; see graph_add_node); from now on the graph
+/* Let the collector see the nodes, which a graph keeps untracked while it
+ * runs without suspending its caller (the graph owns them; see
+ * graph_add_node).  Called when the call is over: from then on the graph
  * may live on in a reference cycle (its error's traceback holds a frame
- * that holds the graph, as with `await asyncio.wait_for(ba.all(...), t)`),
- * and the collector must see the references its nodes hold, or the cycle
- * could never be freed.  Done last: the result, the Settled objects and
- * the trace allocate enough to start a collection, which would then walk
- * every node for nothing. */
+ * that holds the graph, as with `await asyncio.wait_for(ba.all(...), t)`);
+ * done last there, because the result, the Settled objects and the trace
+ * allocate enough to start a collection, which would then walk every node
+ * for nothing.  Called too when the caller first suspends on the graph:
+ * from then on the caller and the graph may be abandoned in a cycle
+ * through the futures the tasks wait on (a task that nobody references any
+ * more, waiting on a future that nobody resolves), and the collector must
+ * be able to free that cycle, as it frees an abandoned asyncio.Task. */
 static void
 graph_track_nodes(GraphObject *g)
 {
+    if (g->nodes_tracked) {
+        return;
+    }
+    g->nodes_tracked = 1;
     for (Py_ssize_t i = 0; i < g->n; i++) {
         if (!PyObject_GC_IsTracked((PyObject *)g->nodes[i])) {
             PyObject_GC_Track(g->nodes[i]);
@@ -689,6 +697,7 @@ graph_wait(GraphObject *g, PyObject **result)
         *result = NULL;
         return PYGEN_ERROR;
     }
+    graph_track_nodes(g);
     *result = Py_NewRef(g->done_fut);
     return PYGEN_NEXT;
 }

@@ -212,6 +212,7 @@ struct GraphObject {
     int finished;      /* the result was handed out (or raised) */
     int draining;
     int has_timeout;
+    int nodes_tracked; /* graph_track_nodes() has run */
     double timeout;
     Py_ssize_t n;
     Py_ssize_t remaining; /* nodes not DONE */

@@ -286,3 +286,46 @@ async def test_objects_stored_by_tasks_are_collectable_once_released(ba, path):
         STASH.clear()
     alive = tracker.alive()
     assert not alive, f"still alive after the call ({path}), the store cleared and gc.collect(): {alive}"
+
+
+class Marker:
+    """An object that a task holds, to see whether it is freed."""
+
+
+async def test_a_call_abandoned_while_it_waits_is_collectable(ba):
+    """A caller dropped while its graph waits on a future nobody resolves: all of it dies on gc.collect().
+
+    Nothing references the caller's task, the graph or the future any more,
+    only the cycle between them (as with an asyncio.Task abandoned on a
+    future). asyncio reports each destroyed pending task; the test collects
+    those reports instead of letting them fail it."""
+    loop = asyncio.get_running_loop()
+    destroyed: list[dict[str, Any]] = []
+    previous = loop.get_exception_handler()
+    loop.set_exception_handler(lambda _loop, context: destroyed.append(context))
+    tracker = Tracker()
+    try:
+        for _ in range(3):
+            never = loop.create_future()
+            marker = Marker()
+            tracker.add("an object a waiting task holds", marker)
+
+            async def waiter(self: Any, never: Any = never, marker: Marker = marker) -> None:
+                tracker.add("the waiting task's self", self)
+                await never
+
+            async def caller() -> None:
+                await ba.all({"waiter": waiter, "done": lambda self: 1})
+
+            task = loop.create_task(caller())
+            tracker.add("the caller's task", task)
+            await asyncio.sleep(0.01)  # the caller now waits on the graph
+            assert not task.done()
+            del task, never, marker, waiter, caller
+        for _ in range(3):
+            gc.collect()
+        alive = tracker.alive()
+        assert not alive, f"an abandoned call is still alive after gc.collect(): {alive}"
+        assert destroyed and all("destroyed but it is pending" in c["message"] for c in destroyed)
+    finally:
+        loop.set_exception_handler(previous)
