@@ -950,15 +950,22 @@ def tracing(
     return out
 
 
+def print_paired_legend(title: str, runs: dict[str, str]) -> None:
+    """The heading of a section that interleaves a few runs of the same graph
+    and reports paired ratios, and what each run is."""
+    print(f"\n{title} are the")
+    print("medians of the paired ratios (the runs interleaved in every repetition)")
+    w = max(len(k) for k in runs)
+    for k, v in runs.items():
+        print(f"  {k:<{w}} {v}")
+
+
 def print_tracing(tr: dict[str, Any], timing: dict[str, Any]) -> None:
     if not tr:
         print("\nTracing overhead: skipped (the C engine is not available)")
         return
     lw = max([len(k) for k in tr] + [26])
-    print("\nTracing overhead, C engine: median µs per task; on/off and off/ba-c are the")
-    print("medians of the paired ratios (the three runs interleaved in every repetition)")
-    for k, v in TRACING_RUNS.items():
-        print(f"  {k:<5} {v}")
+    print_paired_legend("Tracing overhead, C engine: median µs per task; on/off and off/ba-c", TRACING_RUNS)
     print(f"{'shape':<{lw}}{'ba-c':>10}{'off':>10}{'on':>10}{'on/off':>10}{'off/ba-c':>10}{'table ba-c':>12}")
     for k, v in tr.items():
         table = timing.get(k, {}).get("ba-c")
@@ -1053,10 +1060,7 @@ def print_class_form(cf: dict[str, Any]) -> None:
         print("\nClass form: skipped (the C engine is not available)")
         return
     lw = max([len(k) for k in cf] + [26])
-    print("\nClass form against dict form, C engine: median µs per call; the ratios are")
-    print("medians of the paired ratios (the three runs interleaved in every repetition)")
-    for k, v in CLASS_FORM_RUNS.items():
-        print(f"  {k:<7} {v}")
+    print_paired_legend("Class form against dict form, C engine: median µs per call; the ratios", CLASS_FORM_RUNS)
     print(f"{'graph':<{lw}}{'dict':>10}{'class':>10}{'object':>10}{'class/dict':>12}{'object/dict':>12}")
     for k, v in cf.items():
         per_call = {i: v[i]["seconds_per_call"] * 1e6 for i in CLASS_FORM_RUNS}
