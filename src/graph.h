@@ -375,6 +375,9 @@ status_name(mod_state *st, int status)
 static int
 untrack_atomic_tuple(PyObject *t)
 {
+    if (PyTuple_GET_SIZE(t) == 0) {
+        return 1; /* the empty tuple: never tracked (most tasks have no deps) */
+    }
     for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(t); i++) {
         PyObject *x = PyTuple_GET_ITEM(t, i);
         if (PyTuple_CheckExact(x) ? !untrack_atomic_tuple(x)
@@ -624,6 +627,8 @@ graph_start(GraphObject *g)
     }
     if (g->report != NULL) {
         g->t_start = ba_now(st);
+        g->t_mark = g->t_start; /* the first node starts now */
+        g->has_mark = 1;
     }
     if (g->has_timeout) {
         PyObject *cb = PyCFunction_New(&graph_timeout_def, (PyObject *)g);
@@ -652,7 +657,13 @@ graph_start(GraphObject *g)
         if (node->state != NODE_PENDING) {
             continue;
         }
-        if (node_step(node) < 0) {
+        int rc = node_step(node);
+        if (node->state != NODE_DONE || !g->has_mark || g->t_mark != node->t_end) {
+            /* Only the end of the node just stepped, if it ended, stands
+             * for the next node's start (see graph_start_time). */
+            g->has_mark = 0;
+        }
+        if (rc < 0) {
             g->draining = 0;
             (void)graph_swap_out(g);
             if (g->ready_len > 0) {
@@ -698,6 +709,7 @@ graph_wait(GraphObject *g, PyObject **result)
         return PYGEN_ERROR;
     }
     graph_track_nodes(g);
+    g->has_mark = 0; /* stale once the caller waits */
     *result = Py_NewRef(g->done_fut);
     return PYGEN_NEXT;
 }

@@ -213,6 +213,8 @@ struct GraphObject {
     int draining;
     int has_timeout;
     int nodes_tracked; /* graph_track_nodes() has run */
+    int has_mark;      /* tracing: t_mark may stand for the next start */
+    double t_mark;     /* tracing: when the last node finished */
     double timeout;
     Py_ssize_t n;
     Py_ssize_t remaining; /* nodes not DONE */

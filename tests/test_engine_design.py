@@ -921,3 +921,31 @@ def test_no_leak_over_20000_mixed_graph_calls():
     report = f"growth from call 5000 to 20000: {blocks} blocks, {objects} objects; marks {marks}"
     assert blocks <= 2_000, report
     assert objects <= 2_000, report
+
+
+async def test_tracing_reads_the_clock_once_per_synchronous_task():
+    """With tracing on, a node that starts right after the previous one ended starts at that end;
+    after a node suspends, the next start is read afresh."""
+    import time
+
+    def busy(self: Any) -> str:
+        time.sleep(0.02)  # a synchronous task that takes 20 ms
+        return "busy"
+
+    async def suspends(self: Any) -> str:
+        time.sleep(0.02)  # 20 ms of work, then a real suspension
+        await asyncio.sleep(0)
+        return "suspends"
+
+    traces: list[Any] = []
+    await C.all(
+        {"a": lambda self: 1, "b": busy, "c": suspends, "d": lambda self: 4, "e": lambda self: 5},
+        debug=traces.append,
+    )
+    t = traces[0].tasks
+    assert t["b"].start == t["a"].end  # nothing ran between them
+    assert t["c"].start == t["b"].end
+    assert t["b"].end - t["b"].start >= 0.02
+    # c suspended after 20 ms of work: d's start is a fresh reading, not c's start
+    assert t["d"].start - t["c"].start >= 0.02
+    assert t["e"].start == t["d"].end
