@@ -698,17 +698,20 @@ def assert_rows_sorted_by_start(chart: str, trace: Trace) -> None:
 async def test_real_chart_structure(ba: Any) -> None:
     """A real run's chart: header box, aligned columns, 60-column timelines, sorted rows."""
 
+    # Sleeps of 150-200 ms: a pause of the whole process (a full garbage
+    # collection in a long test session once took 50 ms) must not let user
+    # finish before profile starts waiting on it.
     async def user() -> str:
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.15)
         return "ada"
 
     async def config() -> int:
-        await asyncio.sleep(0.07)
+        await asyncio.sleep(0.2)
         return 1
 
     async def profile(self: Any) -> str:
         name: str = await self.user
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.1)
         return name
 
     async def feed(self: Any) -> int:
@@ -728,8 +731,8 @@ async def test_real_chart_structure(ba: Any) -> None:
     assert_cells_match_trace(chart, trace)
     # profile waits on user, then runs to (nearly) the end; feed waits on
     # profile nearly the whole time.
-    assert drawn(row_of(chart, "profile")[3], f" *{RUN}*{WAIT}+{RUN}+ *")
-    assert drawn(row_of(chart, "feed")[3], f" *{RUN}*{WAIT}+{RUN}* *")
+    assert drawn(row_of(chart, "profile")[3], f" *{RUN}*{WAIT}+{RUN}+ *"), chart
+    assert drawn(row_of(chart, "feed")[3], f" *{RUN}*{WAIT}+{RUN}* *"), chart
     assert row_of(chart, "feed")[3].count(WAIT) > row_of(chart, "profile")[3].count(WAIT)
     assert trace.critical_path() == ["user", "profile", "feed"]
     assert "Total Duration: " in chart
