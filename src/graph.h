@@ -403,16 +403,22 @@ graph_report(GraphObject *g, int failing)
     if (tasks == NULL) {
         return -1;
     }
+    /* A node that started when the one before it ended (see
+     * graph_start_time) shares that float. */
+    PyObject *prev_end = NULL;
     for (Py_ssize_t i = 0; i < g->n; i++) {
         NodeObject *node = g->nodes[i];
         PyObject *item[6] = {
             Py_NewRef(node->name),
-            PyFloat_FromDouble(node->t_start),
+            prev_end != NULL && PyFloat_AS_DOUBLE(prev_end) == node->t_start
+                ? Py_NewRef(prev_end)
+                : PyFloat_FromDouble(node->t_start),
             PyFloat_FromDouble(node->t_end),
             Py_NewRef(status_name(st, node->status)),
             node->deps ? PySequence_Tuple(node->deps) : PyTuple_New(0),
             node->waits ? PyList_AsTuple(node->waits) : PyTuple_New(0),
         };
+        Py_XSETREF(prev_end, Py_XNewRef(item[2]));
         PyObject *tr = NULL;
         if (item[1] && item[2] && item[4] && item[5]) {
             if (tuple_like) {
@@ -443,11 +449,13 @@ graph_report(GraphObject *g, int failing)
         }
         if (tr == NULL || PyDict_SetItem(tasks, node->name, tr) < 0) {
             Py_XDECREF(tr);
+            Py_XDECREF(prev_end);
             Py_DECREF(tasks);
             return -1;
         }
         Py_DECREF(tr);
     }
+    Py_XDECREF(prev_end);
     double end = g->t_end != 0.0 ? g->t_end : ba_now(st);
     PyObject *trace = PyObject_CallMethod(st->Trace, "_adopt", "ddO", g->t_start, end, tasks);
     Py_DECREF(tasks);
