@@ -54,6 +54,19 @@ context_sibling(ContextObject *self, PyObject *name)
     if (!context_live(node)) {
         return context_gone(node);
     }
+    /* The same sibling as last time (a task awaiting it again, in a loop or
+     * a retry), with nobody holding the last awaitable: restart that one,
+     * without looking the name up.  Names compare by identity here: both
+     * are usually the same interned string. */
+    SiblingObject *last = (SiblingObject *)self->spare;
+    if (last != NULL && last->target->name == name && Py_REFCNT(last) == 1 &&
+        last->weakreflist == NULL && last->callbacks == NULL && last->cancel_msg == NULL) {
+        BA_ASSERT(last->state != SIB_BLOCKED && !last->parked && last->waiter == node);
+        last->t_wait = 0.0;
+        last->state = SIB_INIT;
+        last->blocking = 0;
+        return Py_NewRef(last);
+    }
     PyObject *names = graph_names(g);
     if (names == NULL) {
         return NULL;
