@@ -560,12 +560,14 @@ async def _call(
     if error is not None:
         raise error
     nodes = graph.nodes
-    result_type = dict if bind is None or bind[2] is None else bind[2]
+    if mode == FLOW:
+        return graph.end_value
     if mode == ALL:
-        return result_type({name: node.value for name, node in nodes.items()})
-    if mode == SETTLED:
-        return result_type({name: _settled(node) for name, node in nodes.items()})
-    return graph.end_value
+        result = {name: node.value for name, node in nodes.items()}
+    else:
+        result = {name: _settled(node) for name, node in nodes.items()}
+    # The class form's Results/SettledResults; the dict form keeps its dict.
+    return result if bind is None or bind[2] is None else bind[2](result)
 
 
 def _settled(node: _Node) -> Settled[Any]:
