@@ -96,9 +96,10 @@ class Task(Generic[G_co, T_co]):
     # ``__get__(None, owner: type[G])``, fails under mypy: it infers ``G``
     # from the expected key type, so ``sub_results[Base.task]`` is rejected.)
 
-    __slots__ = ("fn", "name", "owner")
+    __slots__ = ("fn", "func", "name", "owner")
 
-    fn: Callable[..., Any]
+    fn: Callable[..., Any]  # what the engine calls (the function, or its InTask)
+    func: Callable[..., Any]  # the method itself (a Python function)
     name: str
     owner: type[Graph] | None
 
@@ -110,6 +111,7 @@ class Task(Generic[G_co, T_co]):
                 f" (one parameter, self), not on {type(func).__name__}"
             )
         self.fn = fn
+        self.func = func
         self.name = func.__name__
         self.owner = None
 
@@ -407,7 +409,7 @@ def _define(cls: type[Graph]) -> None:
                     else f"{name!r} is reserved for Graph.{name}()"
                 )
             )
-        func = t.fn.__wrapped__ if isinstance(t.fn, InTask) else t.fn
+        func = t.func
         try:
             inspect.signature(func).bind(None)
         except TypeError:
