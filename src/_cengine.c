@@ -143,6 +143,25 @@ module_exec(PyObject *module)
     IMPORT(leave_task, "asyncio.tasks", "_leave_task");
     IMPORT(current_task, "asyncio.tasks", "current_task");
 #endif
+    /* asyncio's own table of current tasks (the dict that current_task()
+     * reads and _swap_current_task/_enter_task write, one entry per loop),
+     * where Python has one: the engine swaps its nodes in and out with one
+     * dict store each instead of a call of those functions (issue 4).
+     * BETTERALL_SWAP_CALLS=1 makes it call them, as it does where the table
+     * is missing; the tests run both ways. */
+    const char *calls = getenv("BETTERALL_SWAP_CALLS");
+    if (calls == NULL || calls[0] == '\0') {
+        st->current_tasks = import_attr("asyncio.tasks", "_current_tasks");
+        if (st->current_tasks == NULL) {
+            if (!PyErr_ExceptionMatches(PyExc_AttributeError)) {
+                return -1;
+            }
+            PyErr_Clear();
+        }
+        else if (!PyDict_CheckExact(st->current_tasks)) {
+            Py_CLEAR(st->current_tasks);
+        }
+    }
     IMPORT(CancelledError, "asyncio.exceptions", "CancelledError");
     IMPORT(InvalidStateError, "asyncio.exceptions", "InvalidStateError");
     IMPORT(FlowEnd, "betterall._errors", "FlowEnd");
@@ -196,7 +215,7 @@ module_exec(PyObject *module)
 /* Every PyObject* field of the state, for traverse and clear. */
 #define STATE_FIELDS(X)                                                        \
     X(GraphType) X(NodeType) X(ContextType) X(SiblingType)                     \
-    X(get_running_loop) X(swap_current_task) X(enter_task) X(leave_task)       \
+    X(get_running_loop) X(current_tasks) X(swap_current_task) X(enter_task) X(leave_task)       \
     X(current_task) X(CancelledError) X(InvalidStateError) X(FlowEnd)          \
     X(CycleError) X(UnknownTaskError) X(Settled) X(Signal) X(InTask)           \
     X(prepare) X(check_timeout) X(check_debug) X(check_bind)                  \

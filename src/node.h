@@ -37,6 +37,26 @@ graph_swap_in(GraphObject *g, NodeObject *node)
     if (g->current == node) {
         return 0;
     }
+    if (st->current_tasks != NULL) {
+        /* What _swap_current_task does, as one store into asyncio's table
+         * (it replaces the current task without asking it to leave first,
+         * on 3.11 as well, where _enter_task would refuse). */
+        if (g->current == NULL) {
+            PyObject *prev = PyDict_GetItemWithError(st->current_tasks, g->loop);
+            if (prev == NULL && PyErr_Occurred()) {
+                return -1;
+            }
+            g->outer = Py_NewRef(prev != NULL ? prev : Py_None);
+        }
+        if (PyDict_SetItem(st->current_tasks, g->loop, (PyObject *)node) < 0) {
+            if (g->current == NULL) {
+                Py_CLEAR(g->outer);
+            }
+            return -1;
+        }
+        g->current = node;
+        return 0;
+    }
 #if BA_HAVE_SWAP_CURRENT_TASK
     PyObject *args[2] = {g->loop, (PyObject *)node};
     PyObject *prev = PyObject_Vectorcall(st->swap_current_task, args, 2, NULL);
@@ -98,6 +118,38 @@ graph_swap_in(GraphObject *g, NodeObject *node)
     return 0;
 }
 
+/* Make `outer` current again by calling asyncio's functions (where there
+ * is no table to write, see graph_swap_in).  0 or -1. */
+static int
+swap_out_calls(GraphObject *g, PyObject *outer)
+{
+    mod_state *st = g->state;
+#if BA_HAVE_SWAP_CURRENT_TASK
+    PyObject *args[2] = {g->loop, outer};
+    PyObject *r = PyObject_Vectorcall(st->swap_current_task, args, 2, NULL);
+    if (r == NULL) {
+        return -1;
+    }
+    Py_DECREF(r);
+#else
+    PyObject *args[2] = {g->loop, (PyObject *)g->current};
+    PyObject *r = PyObject_Vectorcall(st->leave_task, args, 2, NULL);
+    if (r == NULL) {
+        return -1;
+    }
+    Py_DECREF(r);
+    if (outer != Py_None) {
+        args[1] = outer;
+        r = PyObject_Vectorcall(st->enter_task, args, 2, NULL);
+        if (r == NULL) {
+            return -1;
+        }
+        Py_DECREF(r);
+    }
+#endif
+    return 0;
+}
+
 /* End a batch of steps: make the task swapped out by its first step current
  * again.  Keeps an exception that is set. */
 static int
@@ -111,29 +163,22 @@ graph_swap_out(GraphObject *g)
     PyObject *outer = g->outer;
     g->outer = NULL;
     int rc = 0;
-#if BA_HAVE_SWAP_CURRENT_TASK
-    PyObject *args[2] = {g->loop, outer};
-    PyObject *r = PyObject_Vectorcall(st->swap_current_task, args, 2, NULL);
-    if (r == NULL) {
-        rc = -1;
+    if (st->current_tasks == NULL) {
+        rc = swap_out_calls(g, outer);
     }
-    Py_XDECREF(r);
-#else
-    PyObject *args[2] = {g->loop, (PyObject *)g->current};
-    PyObject *r = PyObject_Vectorcall(st->leave_task, args, 2, NULL);
-    if (r == NULL) {
-        rc = -1;
+    else if (outer != Py_None) {
+        rc = PyDict_SetItem(st->current_tasks, g->loop, outer);
     }
-    Py_XDECREF(r);
-    if (rc == 0 && outer != Py_None) {
-        args[1] = outer;
-        r = PyObject_Vectorcall(st->enter_task, args, 2, NULL);
-        if (r == NULL) {
+    else if (PyDict_DelItem(st->current_tasks, g->loop) < 0) {
+        /* Already gone (user code can write the table too): nobody is
+         * current, as wanted. */
+        if (PyErr_ExceptionMatches(PyExc_KeyError)) {
+            PyErr_Clear();
+        }
+        else {
             rc = -1;
         }
-        Py_XDECREF(r);
     }
-#endif
     g->current = NULL;
     Py_XDECREF(outer);
     if (exc != NULL) {

@@ -71,6 +71,7 @@ typedef struct {
 
     /* asyncio */
     PyObject *get_running_loop;
+    PyObject *current_tasks;     /* loop -> current task, or NULL: see graph_swap_in */
     PyObject *swap_current_task; /* 3.12+ */
     PyObject *enter_task;        /* 3.11 */
     PyObject *leave_task;        /* 3.11 */

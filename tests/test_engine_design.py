@@ -552,6 +552,106 @@ async def test_outer_current_task_restored_after_every_outcome(kind):
     assert asyncio.current_task() is outer
 
 
+SWAP_SCRIPT = textwrap.dedent(
+    """
+    import asyncio, asyncio.tasks as at, json
+
+    # Count asyncio's task-swapping functions before the engine imports them.
+    calls = {"n": 0}
+    def counted(fn):
+        def wrapper(*args):
+            calls["n"] += 1
+            return fn(*args)
+        return wrapper
+    for name in ("_swap_current_task", "_enter_task", "_leave_task"):
+        if hasattr(at, name):
+            setattr(at, name, counted(getattr(at, name)))
+
+    import betterall
+    C = betterall._engines()["c"]
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        outer = asyncio.current_task()
+        seen = {}
+        def sync(self):
+            seen["sync"] = asyncio.current_task().get_name()
+            return 1
+        async def slow(self):
+            await asyncio.sleep(0)
+            seen["slow"] = asyncio.current_task().get_name()
+            return 2
+        async def dep(self):
+            v = await self.slow
+            seen["dep"] = asyncio.current_task().get_name()
+            return v + 1
+        async def boom(self):
+            await self.slow
+            raise ValueError("boom")
+        r = await C.all({"dep": dep, "sync": sync, "slow": slow})
+        seen["outer_after"] = asyncio.current_task() is outer
+        try:
+            await C.all({"boom": boom, "slow": slow})
+        except ValueError:
+            seen["outer_after_error"] = asyncio.current_task() is outer
+        got = []
+        loop.call_soon(lambda: got.append(asyncio.current_task(loop)))
+        await asyncio.sleep(0)
+        seen["callback_sees_none"] = got == [None]
+        # Driven by hand outside any task: nobody is current afterwards.
+        async def bare():
+            return await C.all({"sync": sync, "slow": slow})
+        fut = loop.create_future()
+        def drive(coro, value=None):
+            try:
+                coro.send(value)
+            except StopIteration as stop:
+                fut.set_result((stop.value, asyncio.current_task(loop)))
+            else:
+                loop.call_soon(drive, coro)
+        loop.call_soon(drive, bare())
+        value, current = await fut
+        seen["bare"] = [value, current is None]
+        return {"result": r, "seen": seen, "calls": calls["n"]}
+
+    print(json.dumps(asyncio.run(main())))
+    """
+)
+
+
+@pytest.mark.parametrize("calls", [False, True], ids=["table", "calls"])
+def test_current_task_swaps_with_and_without_asyncio_table(calls):
+    """Nodes become current through asyncio's table (by default) or its functions; same results."""
+    env = {k: v for k, v in os.environ.items() if k != "BETTERALL_SWAP_CALLS"}
+    if calls:
+        env["BETTERALL_SWAP_CALLS"] = "1"
+    proc = subprocess.run(
+        [sys.executable, "-W", "error", "-c", SWAP_SCRIPT],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert proc.returncode == 0, f"script failed:\n{proc.stdout}\n{proc.stderr}"
+    out = json.loads(proc.stdout)
+    assert out["result"] == {"dep": 3, "sync": 1, "slow": 2}
+    assert out["seen"] == {
+        "sync": "sync",
+        "slow": "slow",
+        "dep": "dep",
+        "outer_after": True,
+        "outer_after_error": True,
+        "callback_sees_none": True,
+        "bare": [{"sync": 1, "slow": 2}, True],
+    }
+    if calls:
+        assert out["calls"] > 0, out
+    else:
+        # Python 3.11-3.13 have the table: no call of asyncio's functions.
+        has_table = isinstance(getattr(asyncio.tasks, "_current_tasks", None), dict)
+        assert (out["calls"] == 0) == has_table, out
+
+
 # -- 5. multi-phase init: the extension can be imported twice ------------------------
 
 
