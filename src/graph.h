@@ -533,6 +533,14 @@ graph_track_nodes(GraphObject *g)
             PyObject_GC_Track(g->nodes[i]);
         }
     }
+    /* The private dicts too: an untracked container in a cycle would hide
+     * the cycle from the collector. */
+    if (g->names != NULL && !PyObject_GC_IsTracked(g->names)) {
+        PyObject_GC_Track(g->names);
+    }
+    if (g->tasks != NULL && !PyObject_GC_IsTracked(g->tasks)) {
+        PyObject_GC_Track(g->tasks);
+    }
 }
 
 static void
@@ -1110,6 +1118,13 @@ graph_names(GraphObject *g)
                 return NULL;
             }
         }
+        /* Private to the graph, which keeps the nodes alive and is
+         * traversed itself: the collector need not walk a thousand
+         * entries at each collection while the graph runs (it is tracked
+         * again with the nodes, see graph_track_nodes). */
+        if (!g->nodes_tracked) {
+            PyObject_GC_UnTrack(names);
+        }
         g->names = names;
     }
     return g->names;
@@ -1247,6 +1262,15 @@ graph_new(mod_state *st, int mode, PyObject *tasks, PyObject *debug, PyObject *t
                                       : PyDict_Copy(tasks);
             if (g->tasks == NULL) {
                 goto error;
+            }
+            if (PyDict_CheckExact(g->tasks)) {
+                /* Private until it becomes the result, and its values (the
+                 * task functions) are held by the nodes too: no need for
+                 * the collector to walk it at each collection.  Storing
+                 * the results tracks it again when one of them is a
+                 * container, as for any dict (graph_result); if it is
+                 * not handed out, it is tracked with the nodes. */
+                PyObject_GC_UnTrack(g->tasks);
             }
         }
         Py_ssize_t pos = 0;

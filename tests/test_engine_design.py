@@ -850,6 +850,35 @@ async def test_engine_objects_that_hold_references_are_gc_tracked():
     assert seen == dict.fromkeys(("graph", "context", "sibling awaitable", "node"), True)
 
 
+@pytest.mark.parametrize("entry", ["all", "all_settled"])
+async def test_result_dict_is_tracked_when_it_holds_containers(entry):
+    """The engine keeps its copy of the tasks dict away from the collector while
+    the graph runs; the result it becomes is tracked as soon as a value can be in
+    a cycle, and a cycle through it is collected."""
+    run = getattr(C, entry)
+
+    async def slow() -> int:
+        await asyncio.sleep(0)
+        return 1
+
+    class Box(list):  # type: ignore[type-arg]  # a list that takes weak references
+        pass
+
+    box = Box()
+    r = await run({"n": lambda: 1, "box": lambda: box, "slow": slow})
+    assert gc.is_tracked(r)
+    box.append(r)  # result -> box -> result
+    probe = weakref.ref(box)
+    del r, box
+    gc.collect()
+    assert probe() is None
+
+    atoms = await C.all({"a": lambda: 1, "b": lambda: "x"})
+    assert atoms == {"a": 1, "b": "x"}
+    # Only atoms, like any dict of atoms: nothing for the collector to see.
+    assert not gc.is_tracked(atoms)
+
+
 async def test_a_finished_call_is_freed_without_the_collector():
     """Graph, nodes, contexts and awaitables of a finished call form no
     reference cycle: reference counting alone frees them."""
