@@ -908,6 +908,7 @@ graph_traverse(GraphObject *self, visitproc visit, void *arg)
     Py_VISIT(self->drain_cb);
     Py_VISIT(self->soon_cb);
     Py_VISIT(self->outer);
+    Py_VISIT(self->spare_ctx);
     return 0;
 }
 
@@ -969,6 +970,7 @@ graph_clear(GraphObject *self)
     Py_CLEAR(self->drain_cb);
     Py_CLEAR(self->soon_cb);
     Py_CLEAR(self->outer);
+    Py_CLEAR(self->spare_ctx);
     return 0;
 }
 

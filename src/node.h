@@ -410,6 +410,46 @@ iter_throw(mod_state *st, PyObject *it, PyObject *exc, PyObject **result)
     return PYGEN_ERROR;
 }
 
+/* Drop a reference to a node's `self` (stolen).  When it is the last one
+ * (user code kept no `self`, no weak reference to it), the context is not
+ * freed but kept as the graph's spare, for the next task that starts: a
+ * chain or a diamond in dependency order then makes one context for the
+ * whole call instead of one per task, and its spare Sibling with it.  It
+ * is detached from its node first, so nothing can tell it was used
+ * before. */
+static void
+context_release(GraphObject *g, PyObject *obj)
+{
+    ContextObject *ctx = (ContextObject *)obj;
+    PyTypeObject *tp = g->bind_context ? g->bind_context : g->state->ContextType;
+    /* Not a class form's `self` whose class has a finalizer (__del__): it
+     * is owed one call per task. */
+    if (Py_REFCNT(obj) != 1 || g->spare_ctx != NULL || g->finished ||
+        !Py_IS_TYPE(obj, tp) || tp->tp_finalize != NULL || ctx->weakreflist != NULL) {
+        Py_DECREF(obj);
+        return;
+    }
+    NodeObject *node = ctx->node;
+    if (node->proxy == obj) {
+        node->proxy = NULL;
+    }
+    /* Its spare Sibling comes along only if nobody else holds it either;
+     * it keeps its old waiter until the next node takes it over. */
+    PyObject *spare = ctx->spare;
+    if (spare != NULL &&
+        (Py_REFCNT(spare) != 1 || ((SiblingObject *)spare)->weakreflist != NULL)) {
+        ctx->spare = NULL;
+    }
+    else {
+        spare = NULL;
+    }
+    ctx->node = NULL;
+    g->spare_ctx = obj; /* our reference moves */
+    /* The graph keeps every node alive, so this cannot free one. */
+    Py_DECREF(node);
+    Py_XDECREF(spare);
+}
+
 /* The node's context proxy (`self`): a new reference.  The node only keeps
  * a borrowed pointer, cleared by the proxy's dealloc, so that the two form
  * no reference cycle; `self` lives as long as user code holds it. */
@@ -420,6 +460,17 @@ node_get_proxy(NodeObject *node)
         return Py_NewRef(node->proxy);
     }
     GraphObject *g = node->graph;
+    if (g->spare_ctx != NULL) {
+        ContextObject *ctx = (ContextObject *)g->spare_ctx;
+        g->spare_ctx = NULL; /* its reference is the caller's now */
+        ctx->node = (NodeObject *)Py_NewRef(node);
+        node->proxy = (PyObject *)ctx;
+        if (ctx->spare != NULL) {
+            SiblingObject *s = (SiblingObject *)ctx->spare;
+            Py_SETREF(s->waiter, (NodeObject *)Py_NewRef(node));
+        }
+        return (PyObject *)ctx;
+    }
     /* In the class form, an instance of the graph class's context type: a
      * Python subclass of Context whose only addition is a managed
      * __dict__, which the GC allocator initialises like its generic one. */
@@ -443,25 +494,18 @@ node_get_proxy(NodeObject *node)
     return (PyObject *)proxy;
 }
 
-/* The first step: call the task function.  Returns the send result like
- * PyIter_Send (PYGEN_NEXT only when a coroutine was started and yielded). */
+/* Call the task function with `proxy` (NULL: with no argument) and run
+ * what it returned until its first suspension.  Returns the send result
+ * like PyIter_Send (PYGEN_NEXT only when a coroutine was started and
+ * yielded). */
 static PySendResult
-node_call(NodeObject *node, PyObject **result)
+node_call_with(NodeObject *node, PyObject *proxy, PyObject **result)
 {
-    GraphObject *g = node->graph;
-    mod_state *st = g->state;
-    PyObject *args[2] = {NULL, NULL};
-    size_t nargs = 0;
-    if (node->wants_ctx) {
-        if ((args[1] = node_get_proxy(node)) == NULL) {
-            *result = NULL;
-            return PYGEN_ERROR;
-        }
-        nargs = 1;
-    }
+    mod_state *st = node->graph->state;
+    PyObject *args[2] = {NULL, proxy};
+    size_t nargs = proxy != NULL ? 1 : 0;
     PyObject *res = PyObject_Vectorcall(node->fn, args + 1,
                                         nargs | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
-    Py_XDECREF(args[1]);
     if (res == NULL) {
         *result = NULL;
         return PYGEN_ERROR;
@@ -518,6 +562,24 @@ node_call(NodeObject *node, PyObject **result)
         }
     }
     return PyIter_Send(node->coro, Py_None, result);
+}
+
+/* The first step: call the task function (node_call_with).  Its `self` is
+ * held until the first suspension, so that a task that ends in its first
+ * step leaves it free for the next task (context_release). */
+static PySendResult
+node_call(NodeObject *node, PyObject **result)
+{
+    PyObject *proxy = NULL;
+    if (node->wants_ctx && (proxy = node_get_proxy(node)) == NULL) {
+        *result = NULL;
+        return PYGEN_ERROR;
+    }
+    PySendResult sr = node_call_with(node, proxy, result);
+    if (proxy != NULL) {
+        context_release(node->graph, proxy);
+    }
+    return sr;
 }
 
 static int node_handle_yield(NodeObject *node, PyObject *yielded);

@@ -247,6 +247,8 @@ struct GraphObject {
     Py_ssize_t soon_len, soon_cap;
     PyObject *soon_cb;    /* bound builtin scheduled once per batch of them */
     PyObject *outer;      /* the current task a batch of steps swapped out */
+    PyObject *spare_ctx;  /* a finished task's `self` that nobody else held,
+                             given to the next task (see context_release) */
     NodeObject *current;  /* the node swapped in as current task, if any */
     double t_start, t_end;
     int visit_epoch;

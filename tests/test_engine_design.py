@@ -904,6 +904,81 @@ async def test_a_finished_call_is_freed_without_the_collector():
         gc.enable()
 
 
+async def test_a_finished_tasks_self_is_reused_by_the_next_task():
+    """A task that ends in its first step and kept no `self` hands it to the next
+    task (the engine makes one context per call, not per task, in a chain in
+    dependency order): everything it says and does is the new task's."""
+    names: list[str] = []
+    signals: list[Any] = []
+
+    def body(dep: str | None) -> Callable[[Any], Any]:
+        async def t(self: Any) -> int:
+            names.append(self._name)
+            signals.append(self._signal)
+            if dep is None:
+                return 0
+            v = await self[dep] + 1
+            assert await self[dep] == v - 1  # the same sibling again (its fast path)
+            return v
+
+        return t
+
+    tasks = {"t0": body(None)} | {f"t{i}": body(f"t{i - 1}") for i in range(1, 50)}
+    assert await C.all(tasks) == {f"t{i}": i for i in range(50)}
+    assert names == [f"t{i}" for i in range(50)]
+    assert all(s is signals[0] for s in signals)
+
+    # Synchronous tasks that take self, and a sibling read after a reuse.
+    def sync(self: Any) -> str:
+        return self._name
+
+    async def reads(self: Any) -> str:
+        return await self.s3 + "!"
+
+    r = await C.all({**{f"s{i}": sync for i in range(5)}, "reads": reads})
+    assert r == {**{f"s{i}": f"s{i}" for i in range(5)}, "reads": "s3!"}
+    with pytest.raises(betterall.UnknownTaskError):
+        await C.all({"a": sync, "b": lambda self: self.nope})
+
+
+async def test_a_self_that_is_kept_is_never_reused():
+    """A `self` kept by user code (a reference, a weak reference, a sibling
+    awaitable it made that is still held) stays that task's own."""
+    kept: dict[str, Any] = {}
+    weak: dict[str, Any] = {}
+    awaitables: dict[str, Any] = {}
+
+    async def keeper(self: Any) -> str:
+        kept["keeper"] = self
+        return self._name
+
+    async def weakly(self: Any) -> str:
+        weak["weakly"] = weakref.ref(self)
+        return self._name
+
+    async def holder(self: Any) -> int:
+        aw = self.keeper
+        awaitables["holder"] = aw
+        await aw
+        return 1
+
+    async def after(self: Any) -> tuple[str, bool, bool]:
+        mine = self.keeper
+        return (
+            self._name,
+            self is kept["keeper"] or self is weak["weakly"](),
+            mine is awaitables["holder"],
+        )
+
+    r = await C.all({"keeper": keeper, "weakly": weakly, "holder": holder, "after": after})
+    assert r == {"keeper": "keeper", "weakly": "weakly", "holder": 1, "after": ("after", False, False)}
+    assert kept["keeper"]._name == "keeper"
+    assert awaitables["holder"].done() and awaitables["holder"].result() == "keeper"
+    # The weakly referenced context was not handed on (the weak reference kept
+    # it out); it died with its task.
+    assert weak["weakly"]() is None
+
+
 async def test_node_supports_weak_references_like_a_task():
     """current_task() inside a node can key a WeakKeyDictionary, as anyio does with tasks."""
     states: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()

@@ -1341,3 +1341,30 @@ async def test_class_form_matches_dict_form(ba, shape, mode):
         assert outcome[0] == "raised" and outcome[1][0] is ba.CycleError
     if shape == "end" and mode == "flow":
         assert outcome == ("returned", "ended")
+
+
+async def test_each_task_self_is_finalized_when_the_class_has_del(ba):
+    """A class with __del__ gets one finalization per task's `self` (none is reused)."""
+    finalized: list[str] = []
+
+    class G(ba.Graph):
+        def __del__(self) -> None:
+            finalized.append(type(self).__name__)
+
+        @ba.task
+        def a(self) -> int:
+            return 1
+
+        @ba.task
+        async def b(self) -> int:
+            return await self.a + 1
+
+        @ba.task
+        async def c(self) -> int:
+            return await self.b + 1
+
+    g = G()
+    assert dict(await run(g.all())) == {"a": 1, "b": 2, "c": 3}
+    gc.collect()
+    # Three task contexts, each finalized once; the graph object is still alive.
+    assert len(finalized) == 3
