@@ -604,6 +604,9 @@ graph_result_impl(GraphObject *g)
      * dict. */
     PyObject *out = g->tasks;
     g->tasks = NULL;
+    if (g->names == out) {
+        Py_CLEAR(g->names); /* the result's own from now on */
+    }
     if (out == NULL) {
         out = g->bind_result ? PyObject_CallNoArgs(g->bind_result) : PyDict_New();
     }
@@ -1110,7 +1113,13 @@ static PyObject *
 graph_names(GraphObject *g)
 {
     if (g->names == NULL) {
-        PyObject *names = PyDict_New();
+        /* The private copy of the caller's dict has every name already:
+         * its values (the task functions, which the nodes hold too) become
+         * the nodes until the results replace them (graph_result), which
+         * costs less than filling a new table.  Otherwise a new table. */
+        PyObject *names = (g->tasks != NULL && PyDict_CheckExact(g->tasks))
+                              ? Py_NewRef(g->tasks)
+                              : PyDict_New();
         if (names == NULL) {
             return NULL;
         }

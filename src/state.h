@@ -222,7 +222,8 @@ struct GraphObject {
     NodeObject **nodes;   /* n strong references, mapping order */
     PyObject *names;      /* dict: name -> node, built on first use */
     PyObject *tasks;      /* a copy of the caller's dict (exact dicts only),
-                             made as bind_result when set */
+                             made as bind_result when set; also the name
+                             table when it is an exact dict */
     /* The class form's binding (_bind=, see betterall/_graph.py), or NULL:
      * the type of each task's `self` (a subtype of Context), the attribute
      * dict every such `self` shares, and the dict subclass of the result. */
