@@ -521,6 +521,16 @@ make_settled(mod_state *st, NodeObject *node)
  * through the futures the tasks wait on (a task that nobody references any
  * more, waiting on a future that nobody resolves), and the collector must
  * be able to free that cycle, as it frees an abandoned asyncio.Task. */
+/* Let the collector see a node again, and what it skipped with it (see
+ * untrack_while_running). */
+static void
+node_track(NodeObject *node)
+{
+    track_again((PyObject *)node);
+    track_coro_again(node->coro);
+    track_again(node->proxy);
+}
+
 static void
 graph_track_nodes(GraphObject *g)
 {
@@ -529,10 +539,9 @@ graph_track_nodes(GraphObject *g)
     }
     g->nodes_tracked = 1;
     for (Py_ssize_t i = 0; i < g->n; i++) {
-        if (!PyObject_GC_IsTracked((PyObject *)g->nodes[i])) {
-            PyObject_GC_Track(g->nodes[i]);
-        }
+        node_track(g->nodes[i]);
     }
+    track_again(g->spare_ctx);
     /* The private dicts too: an untracked container in a cycle would hide
      * the cycle from the collector. */
     if (g->names != NULL && !PyObject_GC_IsTracked(g->names)) {
@@ -948,9 +957,7 @@ graph_clear(GraphObject *self)
              * reference cycle with the graph, so let the collector see it
              * (it was left untracked while the graph ran, for speed). */
             node->graph = NULL;
-            if (!PyObject_GC_IsTracked((PyObject *)node)) {
-                PyObject_GC_Track(node);
-            }
+            node_track(node);
             Py_DECREF(node);
         }
         PyMem_Free(nodes);

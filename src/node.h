@@ -191,6 +191,41 @@ graph_swap_out(GraphObject *g)
     return rc;
 }
 
+/* -- objects the collector skips while the graph runs -------------------- */
+
+/* A node's coroutine and its `self` are left untracked by the collector
+ * while their graph runs without the caller having suspended, as the nodes
+ * themselves are (see graph_add_node): the graph keeps them alive through
+ * the nodes, and a graph of a thousand suspended tasks would otherwise have
+ * every young collection walk a thousand coroutines, their frames and
+ * their contexts.  They are tracked again with the nodes (node_track), and
+ * a coroutine before the node lets it go: CPython's own dealloc of a
+ * coroutine expects a tracked object. */
+static inline void
+untrack_while_running(GraphObject *g, PyObject *op)
+{
+    if (!g->nodes_tracked && PyObject_GC_IsTracked(op)) {
+        PyObject_GC_UnTrack(op);
+    }
+}
+
+/* Only for what the engine untracked: its own objects and coroutines. */
+static inline void
+track_again(PyObject *op)
+{
+    if (op != NULL && !PyObject_GC_IsTracked(op)) {
+        PyObject_GC_Track(op);
+    }
+}
+
+static inline void
+track_coro_again(PyObject *coro)
+{
+    if (coro != NULL && PyCoro_CheckExact(coro)) {
+        track_again(coro);
+    }
+}
+
 /* -- finishing ---------------------------------------------------------- */
 
 /* loop.call_soon(fn, arg[, context=context]); with loop NULL, the running
@@ -278,6 +313,7 @@ node_finish(NodeObject *node, int status, PyObject *value, PyObject *error)
     Py_XSETREF(node->result, Py_XNewRef(value));
     Py_XSETREF(node->error, Py_XNewRef(error));
     /* The coroutine has finished: drop it (and its frame) now. */
+    track_coro_again(node->coro);
     Py_CLEAR(node->coro);
     Py_CLEAR(node->fut_waiter);
     Py_CLEAR(node->resume_exc);
@@ -485,6 +521,11 @@ node_get_proxy(NodeObject *node)
     proxy->spare = NULL;
     proxy->weakreflist = NULL;
     PyObject_GC_Track(proxy);
+    if (g->bind_context == NULL) {
+        /* (The class form's `self` has the graph object's attributes:
+         * left to the collector.) */
+        untrack_while_running(g, (PyObject *)proxy);
+    }
     node->proxy = (PyObject *)proxy;
     if (g->bind_dict != NULL &&
         PyObject_GenericSetDict((PyObject *)proxy, g->bind_dict, NULL) < 0) {
@@ -512,6 +553,7 @@ node_call_with(NodeObject *node, PyObject *proxy, PyObject **result)
     }
     if (PyCoro_CheckExact(res)) {
         node->coro = res;
+        untrack_while_running(node->graph, res);
     }
     else {
         PyTypeObject *tp = Py_TYPE(res);
@@ -1211,6 +1253,7 @@ node_clear(NodeObject *self)
 {
     Py_CLEAR(self->name);
     Py_CLEAR(self->fn);
+    track_coro_again(self->coro);
     Py_CLEAR(self->coro);
     Py_CLEAR(self->context);
     Py_CLEAR(self->result);

@@ -827,15 +827,17 @@ async def test_engine_object_population_does_not_grow():
 
 async def test_engine_objects_that_hold_references_are_gc_tracked():
     """The graph, context and sibling awaitable are GC-tracked (they can be in
-    cycles); a node is left to its tracked graph while the graph runs, and is
-    tracked itself once it outlives the graph."""
+    cycles); a node (and, until the caller suspends, its coroutine and
+    context: see the next test) is left to its tracked graph while the graph
+    runs, and is tracked itself once it outlives the graph."""
     seen: dict[str, Any] = {}
 
     async def a(self: Any) -> Any:
-        seen["context"] = gc.is_tracked(self)
         seen["sibling awaitable"] = gc.is_tracked(self.b)
         seen["node object"] = asyncio.current_task()
-        return await self.b
+        v = await self.b
+        seen["context"] = gc.is_tracked(self)
+        return v
 
     async def b(self: Any) -> int:
         await asyncio.sleep(0)
@@ -877,6 +879,45 @@ async def test_result_dict_is_tracked_when_it_holds_containers(entry):
     assert atoms == {"a": 1, "b": "x"}
     # Only atoms, like any dict of atoms: nothing for the collector to see.
     assert not gc.is_tracked(atoms)
+
+
+async def test_coroutines_and_self_skip_the_collector_only_while_the_caller_has_not_suspended():
+    """While the graph runs in the caller's own step, the tasks' coroutines and
+    contexts are left to the graph (untracked, like the nodes); once the caller
+    suspends, and after the call, the collector sees them again, and a
+    coroutine kept by user code outlives the call and dies cleanly."""
+    seen: dict[str, Any] = {}
+    kept: list[Any] = []
+
+    async def early(self: Any) -> int:
+        coro = asyncio.current_task().get_coro()
+        kept.append(coro)
+        seen["early coro"] = gc.is_tracked(coro)
+        seen["early self"] = gc.is_tracked(self)
+        await self.late  # blocks: the caller suspends before this resumes
+        seen["early coro, resumed"] = gc.is_tracked(coro)
+        seen["early self, resumed"] = gc.is_tracked(self)
+        return 1
+
+    async def late(self: Any) -> int:
+        await asyncio.sleep(0)
+        seen["late coro"] = gc.is_tracked(asyncio.current_task().get_coro())
+        return 2
+
+    assert await C.all({"early": early, "late": late}) == {"early": 1, "late": 2}
+    assert seen == {
+        "early coro": False,
+        "early self": False,
+        "early coro, resumed": True,
+        "early self, resumed": True,
+        "late coro": True,
+    }
+    (coro,) = kept
+    assert gc.is_tracked(coro)
+    probe = weakref.ref(coro)
+    del coro, kept[:]
+    gc.collect()
+    assert probe() is None
 
 
 async def test_a_finished_call_is_freed_without_the_collector():
