@@ -391,6 +391,21 @@ untrack_atomic_tuple(PyObject *t)
     return 1;
 }
 
+/* A node's deps or waits as the tuple of its trace: the slot holds
+ * nothing, the one item itself, or a collection of them (a dict used as an
+ * ordered set, a list; see sibling.h). */
+static PyObject *
+trace_tuple(PyObject *slot, int is_collection)
+{
+    if (slot == NULL) {
+        return PyTuple_New(0);
+    }
+    if (!is_collection) {
+        return PyTuple_Pack(1, slot);
+    }
+    return PySequence_Tuple(slot);
+}
+
 static int
 graph_report(GraphObject *g, int failing)
 {
@@ -415,8 +430,8 @@ graph_report(GraphObject *g, int failing)
                 : PyFloat_FromDouble(node->t_start),
             PyFloat_FromDouble(node->t_end),
             Py_NewRef(status_name(st, node->status)),
-            node->deps ? PySequence_Tuple(node->deps) : PyTuple_New(0),
-            node->waits ? PyList_AsTuple(node->waits) : PyTuple_New(0),
+            trace_tuple(node->deps, node->deps != NULL && PyDict_CheckExact(node->deps)),
+            trace_tuple(node->waits, node->waits != NULL && PyList_CheckExact(node->waits)),
         };
         Py_XSETREF(prev_end, Py_XNewRef(item[2]));
         PyObject *tr = NULL;

@@ -21,19 +21,42 @@ sibling_trace_wait_end(SiblingObject *s)
     if (g == NULL || g->report == NULL || s->t_wait == 0.0) {
         return;
     }
+    /* Most tasks wait once or never: the slot holds the one (start, end)
+     * pair itself, and a list only from the second wait on. */
+    PyObject *pair = PyTuple_New(2);
+    PyObject *start = PyFloat_FromDouble(s->t_wait);
+    PyObject *end = PyFloat_FromDouble(ba_now(g->state));
+    s->t_wait = 0.0;
+    if (pair == NULL || start == NULL || end == NULL) {
+        Py_XDECREF(pair);
+        Py_XDECREF(start);
+        Py_XDECREF(end);
+        PyErr_Clear();
+        return;
+    }
+    PyTuple_SET_ITEM(pair, 0, start);
+    PyTuple_SET_ITEM(pair, 1, end);
+    PyObject_GC_UnTrack(pair); /* two floats: no cycle can pass through it */
     if (w->waits == NULL) {
-        w->waits = PyList_New(0);
-        if (w->waits == NULL) {
+        w->waits = pair;
+        return;
+    }
+    if (PyTuple_CheckExact(w->waits)) {
+        PyObject *list = PyList_New(2);
+        if (list == NULL) {
+            Py_DECREF(pair);
             PyErr_Clear();
             return;
         }
+        PyList_SET_ITEM(list, 0, w->waits); /* the slot's reference moves */
+        PyList_SET_ITEM(list, 1, pair);
+        w->waits = list;
+        return;
     }
-    PyObject *pair = Py_BuildValue("(dd)", s->t_wait, ba_now(g->state));
-    s->t_wait = 0.0;
-    if (pair == NULL || PyList_Append(w->waits, pair) < 0) {
+    if (PyList_Append(w->waits, pair) < 0) {
         PyErr_Clear();
     }
-    Py_XDECREF(pair);
+    Py_DECREF(pair);
 }
 
 /* Remove `item` (by identity) from `list`; no error if absent. */
@@ -297,13 +320,29 @@ static void
 sibling_note_dep(SiblingObject *s)
 {
     NodeObject *w = s->waiter;
-    /* A dict used as an ordered set: first-await order, O(1) per await
-     * (a task may await a thousand siblings). */
-    if (w->deps == NULL && (w->deps = PyDict_New()) == NULL) {
-        PyErr_Clear();
+    PyObject *name = s->target->name;
+    /* The slot holds the one sibling's name itself (most tasks await one
+     * sibling, or the same one again: names are compared by identity, each
+     * node's own), and from a second sibling on a dict used as an ordered
+     * set: first-await order, O(1) per await (a task may await a thousand
+     * siblings). */
+    if (w->deps == NULL) {
+        w->deps = Py_NewRef(name);
         return;
     }
-    if (PyDict_SetDefault(w->deps, s->target->name, Py_None) == NULL) {
+    if (w->deps == name) {
+        return;
+    }
+    if (!PyDict_CheckExact(w->deps)) {
+        PyObject *set = PyDict_New();
+        if (set == NULL || PyDict_SetItem(set, w->deps, Py_None) < 0) {
+            Py_XDECREF(set);
+            PyErr_Clear();
+            return;
+        }
+        Py_SETREF(w->deps, set);
+    }
+    if (PyDict_SetDefault(w->deps, name, Py_None) == NULL) {
         PyErr_Clear();
     }
 }

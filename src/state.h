@@ -181,9 +181,11 @@ struct NodeObject {
                                when the node finishes (it refers back) */
     PyObject *cancel_msg;
     PyObject *resume_exc;   /* exception to throw in at the next step */
-    PyObject *deps;         /* tracing: dict of sibling names (in first-await
-                               order) to None, or NULL */
-    PyObject *waits;        /* tracing: list of (start, end), or NULL */
+    PyObject *deps;         /* tracing: the one awaited sibling's name, or a
+                               dict of their names (in first-await order) to
+                               None, or NULL */
+    PyObject *waits;        /* tracing: the one (start, end) pair, or a list of
+                               them, or NULL */
     PyObject *weakreflist;
     double t_start, t_end;
     int num_cancels_requested;
