@@ -392,18 +392,21 @@ untrack_atomic_tuple(PyObject *t)
 }
 
 /* A node's deps or waits as the tuple of its trace: the slot holds
- * nothing, the one item itself, or a collection of them (a dict used as an
- * ordered set, a list; see sibling.h). */
+ * nothing, the one item itself, or a list or a dict (an ordered set) of
+ * them (see sibling.h). */
 static PyObject *
-trace_tuple(PyObject *slot, int is_collection)
+trace_tuple(PyObject *slot)
 {
     if (slot == NULL) {
         return PyTuple_New(0);
     }
-    if (!is_collection) {
-        return PyTuple_Pack(1, slot);
+    if (PyList_CheckExact(slot)) {
+        return PyList_AsTuple(slot);
     }
-    return PySequence_Tuple(slot);
+    if (PyDict_CheckExact(slot)) {
+        return PySequence_Tuple(slot);
+    }
+    return PyTuple_Pack(1, slot);
 }
 
 static int
@@ -430,8 +433,8 @@ graph_report(GraphObject *g, int failing)
                 : PyFloat_FromDouble(node->t_start),
             PyFloat_FromDouble(node->t_end),
             Py_NewRef(status_name(st, node->status)),
-            trace_tuple(node->deps, node->deps != NULL && PyDict_CheckExact(node->deps)),
-            trace_tuple(node->waits, node->waits != NULL && PyList_CheckExact(node->waits)),
+            trace_tuple(node->deps),
+            trace_tuple(node->waits),
         };
         Py_XSETREF(prev_end, Py_XNewRef(item[2]));
         PyObject *tr = NULL;

@@ -316,16 +316,20 @@ sibling_outcome(SiblingObject *s)
     return NULL;
 }
 
+/* Beyond this many distinct siblings, a task's deps go into a dict (an
+ * ordered set) instead of a list scanned on every await. */
+#define DEPS_LIST_MAX 8
+
 static void
 sibling_note_dep(SiblingObject *s)
 {
     NodeObject *w = s->waiter;
     PyObject *name = s->target->name;
-    /* The slot holds the one sibling's name itself (most tasks await one
-     * sibling, or the same one again: names are compared by identity, each
-     * node's own), and from a second sibling on a dict used as an ordered
-     * set: first-await order, O(1) per await (a task may await a thousand
-     * siblings). */
+    /* First-await order.  The slot holds the one sibling's name itself
+     * (most tasks await one sibling, or the same one again), then a short
+     * list, then a dict used as an ordered set: O(1) per await for a task
+     * that awaits a thousand siblings.  Names are compared by identity:
+     * each node's own name object. */
     if (w->deps == NULL) {
         w->deps = Py_NewRef(name);
         return;
@@ -333,10 +337,37 @@ sibling_note_dep(SiblingObject *s)
     if (w->deps == name) {
         return;
     }
-    if (!PyDict_CheckExact(w->deps)) {
+    if (PyUnicode_CheckExact(w->deps)) {
+        PyObject *list = PyList_New(2);
+        if (list == NULL) {
+            PyErr_Clear();
+            return;
+        }
+        PyList_SET_ITEM(list, 0, w->deps); /* the slot's reference moves */
+        PyList_SET_ITEM(list, 1, Py_NewRef(name));
+        w->deps = list;
+        return;
+    }
+    if (PyList_CheckExact(w->deps)) {
+        Py_ssize_t n = PyList_GET_SIZE(w->deps);
+        for (Py_ssize_t i = 0; i < n; i++) {
+            if (PyList_GET_ITEM(w->deps, i) == name) {
+                return;
+            }
+        }
+        if (n < DEPS_LIST_MAX) {
+            if (PyList_Append(w->deps, name) < 0) {
+                PyErr_Clear();
+            }
+            return;
+        }
         PyObject *set = PyDict_New();
-        if (set == NULL || PyDict_SetItem(set, w->deps, Py_None) < 0) {
-            Py_XDECREF(set);
+        for (Py_ssize_t i = 0; set != NULL && i < n; i++) {
+            if (PyDict_SetItem(set, PyList_GET_ITEM(w->deps, i), Py_None) < 0) {
+                Py_CLEAR(set);
+            }
+        }
+        if (set == NULL) {
             PyErr_Clear();
             return;
         }

@@ -182,8 +182,8 @@ struct NodeObject {
     PyObject *cancel_msg;
     PyObject *resume_exc;   /* exception to throw in at the next step */
     PyObject *deps;         /* tracing: the one awaited sibling's name, or a
-                               dict of their names (in first-await order) to
-                               None, or NULL */
+                               list of their names (in first-await order), or
+                               past 8 a dict of them to None, or NULL */
     PyObject *waits;        /* tracing: the one (start, end) pair, or a list of
                                them, or NULL */
     PyObject *weakreflist;

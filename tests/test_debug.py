@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import time
+from typing import Any
 
 import pytest
 
@@ -52,6 +53,43 @@ async def test_trace_of_a_dependency_records_deps_and_waits(ba):
     assert trace.total == pytest.approx(trace.end - trace.start)
     assert trace.tasks["a"].duration >= 0.05
     assert trace.critical_path() == ["a", "c"]
+
+
+@pytest.mark.parametrize("width", [1, 2, 8, 9, 30])
+async def test_trace_deps_keep_first_await_order_without_repeats(ba, width):
+    """One, a few or many siblings, each awaited several times and blocking or
+    not: deps lists each once, in first-await order; waits has one pair per
+    blocking await."""
+    seen, report = collect()
+    order = [f"s{i}" for i in reversed(range(width))]  # not the declaration order
+
+    def sibling(i: int) -> Any:
+        async def s() -> int:
+            if i % 2:
+                await asyncio.sleep(0)  # odd ones block their first awaiter
+            return i
+
+        return s
+
+    async def sink(self: Any) -> int:
+        total = 0
+        for _ in range(3):
+            for name in order:
+                total += await self[name]
+        return total
+
+    tasks = {f"s{i}": sibling(i) for i in range(width)}
+    r = await ba.all({"sink": sink, **tasks}, debug=report)
+    assert r["sink"] == 3 * sum(range(width))
+    (trace,) = seen
+    sink_trace = trace.tasks["sink"]
+    assert sink_trace.deps == tuple(order)
+    assert isinstance(sink_trace.waits, tuple)
+    # The sink starts first, so its first await blocks; later ones block only
+    # on siblings still sleeping: one to `width` waits, each inside its span.
+    assert 1 <= len(sink_trace.waits) <= width
+    for start, end in sink_trace.waits:
+        assert sink_trace.start <= start <= end <= sink_trace.end
 
 
 async def test_trace_statuses(ba):
