@@ -88,7 +88,7 @@ async def test_graph_deadline_becomes_504_and_cancels_the_calls(
 
 
 @pytest.mark.parametrize("framework", ["aiohttp"])
-@pytest.mark.parametrize("latencies", [{**FAST, "article": 0.15}])
+@pytest.mark.parametrize("latencies", [{**FAST, "article": 0.6}])
 async def test_cache_first_flow_answers_a_hit_without_the_origin(
     app_server: AppServer, http: httpx.AsyncClient, upstream: Upstream, traces: list[Any]
 ) -> None:
@@ -99,8 +99,10 @@ async def test_cache_first_flow_answers_a_hit_without_the_origin(
     assert miss.json()["source"] == "origin" and hit.json()["source"] == "cache"
     assert miss.json()["article"] == hit.json()["article"]
     assert hit.json()["article"]["id"] == 42
-    assert miss_time >= 0.15
-    assert hit_time < 0.12
+    # The origin takes 0.6 s; a hit must not wait for it (wide margin: a loaded
+    # machine has made a hit's round trip take 140 ms).
+    assert miss_time >= 0.6
+    assert hit_time < 0.45
     assert upstream.stats["article"].started == 1  # the origin was called once, for the miss
     assert [_statuses(t) for t in traces] == [
         {"cached": "fulfilled", "origin": "ended"},
