@@ -521,11 +521,6 @@ node_get_proxy(NodeObject *node)
     proxy->spare = NULL;
     proxy->weakreflist = NULL;
     PyObject_GC_Track(proxy);
-    if (g->bind_context == NULL) {
-        /* (The class form's `self` has the graph object's attributes:
-         * left to the collector.) */
-        untrack_while_running(g, (PyObject *)proxy);
-    }
     node->proxy = (PyObject *)proxy;
     if (g->bind_dict != NULL &&
         PyObject_GenericSetDict((PyObject *)proxy, g->bind_dict, NULL) < 0) {
@@ -553,7 +548,6 @@ node_call_with(NodeObject *node, PyObject *proxy, PyObject **result)
     }
     if (PyCoro_CheckExact(res)) {
         node->coro = res;
-        untrack_while_running(node->graph, res);
     }
     else {
         PyTypeObject *tp = Py_TYPE(res);
@@ -741,6 +735,19 @@ node_step(NodeObject *node)
         }
         return node_on_error(node, raised);
     default:
+        if (!g->nodes_tracked) {
+            /* Suspended inside the caller's step: its coroutine and `self`
+             * stay alive until the caller suspends too.  (Those of a task
+             * that ends in its step die at once: not worth the calls.  The
+             * class form's `self` has the graph object's attributes: left
+             * to the collector.) */
+            if (PyCoro_CheckExact(node->coro)) {
+                untrack_while_running(g, node->coro);
+            }
+            if (node->proxy != NULL && g->bind_context == NULL) {
+                untrack_while_running(g, node->proxy);
+            }
+        }
         rc = node_handle_yield(node, result);
         Py_DECREF(result);
         return rc;

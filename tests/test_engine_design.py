@@ -882,40 +882,48 @@ async def test_result_dict_is_tracked_when_it_holds_containers(entry):
 
 
 async def test_coroutines_and_self_skip_the_collector_only_while_the_caller_has_not_suspended():
-    """While the graph runs in the caller's own step, the tasks' coroutines and
-    contexts are left to the graph (untracked, like the nodes); once the caller
-    suspends, and after the call, the collector sees them again, and a
+    """A task that suspends while the graph runs in the caller's own step leaves
+    its coroutine and context to the graph (untracked, like the nodes); once the
+    caller suspends, and after the call, the collector sees them again, and a
     coroutine kept by user code outlives the call and dies cleanly."""
     seen: dict[str, Any] = {}
-    kept: list[Any] = []
+    kept: dict[str, Any] = {}
 
     async def early(self: Any) -> int:
-        coro = asyncio.current_task().get_coro()
-        kept.append(coro)
-        seen["early coro"] = gc.is_tracked(coro)
-        seen["early self"] = gc.is_tracked(self)
-        await self.late  # blocks: the caller suspends before this resumes
-        seen["early coro, resumed"] = gc.is_tracked(coro)
+        kept["coro"] = asyncio.current_task().get_coro()
+        kept["self"] = self
+        seen["early, running"] = gc.is_tracked(kept["coro"])
+        await self.late  # blocks: late has not started yet
+        seen["early coro, resumed"] = gc.is_tracked(kept["coro"])
         seen["early self, resumed"] = gc.is_tracked(self)
         return 1
 
+    def observer() -> int:
+        # Runs in the caller's step, after early suspended.
+        seen["early coro, suspended"] = gc.is_tracked(kept["coro"])
+        seen["early self, suspended"] = gc.is_tracked(kept["self"])
+        return 0
+
     async def late(self: Any) -> int:
-        await asyncio.sleep(0)
+        await asyncio.sleep(0)  # the caller suspends here
         seen["late coro"] = gc.is_tracked(asyncio.current_task().get_coro())
         return 2
 
-    assert await C.all({"early": early, "late": late}) == {"early": 1, "late": 2}
+    r = await C.all({"early": early, "observer": observer, "late": late})
+    assert r == {"early": 1, "observer": 0, "late": 2}
     assert seen == {
-        "early coro": False,
-        "early self": False,
+        "early, running": True,
+        "early coro, suspended": False,
+        "early self, suspended": False,
         "early coro, resumed": True,
         "early self, resumed": True,
         "late coro": True,
     }
-    (coro,) = kept
+    coro = kept.pop("coro")
+    kept.clear()
     assert gc.is_tracked(coro)
     probe = weakref.ref(coro)
-    del coro, kept[:]
+    del coro
     gc.collect()
     assert probe() is None
 
