@@ -619,21 +619,27 @@ SWAP_SCRIPT = textwrap.dedent(
 )
 
 
+def run_script(script: str, env: dict[str, str], timeout: float) -> tuple[Any, Any]:
+    """Run `script` in a fresh interpreter with warnings as errors; it must
+    succeed and print JSON.  Returns the process and the decoded output."""
+    proc = subprocess.run(
+        [sys.executable, "-W", "error", "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+    )
+    assert proc.returncode == 0, f"script failed:\n{proc.stdout}\n{proc.stderr}"
+    return proc, json.loads(proc.stdout)
+
+
 @pytest.mark.parametrize("calls", [False, True], ids=["table", "calls"])
 def test_current_task_swaps_with_and_without_asyncio_table(calls):
     """Nodes become current through asyncio's table (by default) or its functions; same results."""
     env = {k: v for k, v in os.environ.items() if k != "BETTERALL_SWAP_CALLS"}
     if calls:
         env["BETTERALL_SWAP_CALLS"] = "1"
-    proc = subprocess.run(
-        [sys.executable, "-W", "error", "-c", SWAP_SCRIPT],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-    )
-    assert proc.returncode == 0, f"script failed:\n{proc.stdout}\n{proc.stderr}"
-    out = json.loads(proc.stdout)
+    _, out = run_script(SWAP_SCRIPT, env, timeout=60)
     assert out["result"] == {"dep": 3, "sync": 1, "slow": 2}
     assert out["seen"] == {
         "sync": "sync",
@@ -1159,16 +1165,9 @@ LEAK_SCRIPT = textwrap.dedent(
 def test_no_leak_over_20000_mixed_graph_calls():
     """20k mixed calls: allocated blocks and GC objects stay flat after warm-up."""
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONASYNCIODEBUG",)}
-    proc = subprocess.run(
-        [sys.executable, "-W", "error", "-c", LEAK_SCRIPT],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=env,
-    )
-    assert proc.returncode == 0, f"leak script failed:\n{proc.stdout}\n{proc.stderr}"
+    proc, out = run_script(LEAK_SCRIPT, env, timeout=120)
     assert proc.stderr == "", f"leak script wrote to stderr:\n{proc.stderr}"
-    marks = {int(k): v for k, v in json.loads(proc.stdout).items()}
+    marks = {int(k): v for k, v in out.items()}
     blocks = marks[20_000]["blocks"] - marks[5_000]["blocks"]
     objects = marks[20_000]["objects"] - marks[5_000]["objects"]
     report = f"growth from call 5000 to 20000: {blocks} blocks, {objects} objects; marks {marks}"
