@@ -215,9 +215,10 @@ module_exec(PyObject *module)
 /* Every PyObject* field of the state, for traverse and clear. */
 #define STATE_FIELDS(X)                                                        \
     X(GraphType) X(NodeType) X(ContextType) X(SiblingType)                     \
-    X(get_running_loop) X(current_tasks) X(swap_current_task) X(enter_task) X(leave_task)       \
-    X(current_task) X(CancelledError) X(InvalidStateError) X(FlowEnd)          \
-    X(CycleError) X(UnknownTaskError) X(Settled) X(Signal) X(InTask)           \
+    X(get_running_loop) X(current_tasks) X(swap_current_task) X(enter_task)    \
+    X(leave_task) X(current_task) X(CancelledError) X(InvalidStateError)       \
+    X(FlowEnd) X(CycleError) X(UnknownTaskError) X(Settled) X(Signal)          \
+    X(InTask)                                                                  \
     X(prepare) X(check_timeout) X(check_debug) X(check_bind)                  \
     X(in_task_coroutine)                                                       \
     X(TaskTrace) X(Trace) X(report) X(monotonic) X(s_add_done_callback)          \

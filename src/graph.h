@@ -527,6 +527,16 @@ make_settled(mod_state *st, NodeObject *node)
     return r;
 }
 
+/* Let the collector see a node again, and what it skipped with it (see
+ * untrack_while_running). */
+static void
+node_track(NodeObject *node)
+{
+    track_again((PyObject *)node);
+    track_coro_again(node->coro);
+    track_again(node->proxy);
+}
+
 /* Let the collector see the nodes, which a graph keeps untracked while it
  * runs without suspending its caller (the graph owns them; see
  * graph_add_node).  Called when the call is over: from then on the graph
@@ -539,16 +549,6 @@ make_settled(mod_state *st, NodeObject *node)
  * through the futures the tasks wait on (a task that nobody references any
  * more, waiting on a future that nobody resolves), and the collector must
  * be able to free that cycle, as it frees an abandoned asyncio.Task. */
-/* Let the collector see a node again, and what it skipped with it (see
- * untrack_while_running). */
-static void
-node_track(NodeObject *node)
-{
-    track_again((PyObject *)node);
-    track_coro_again(node->coro);
-    track_again(node->proxy);
-}
-
 static void
 graph_track_nodes(GraphObject *g)
 {
@@ -562,12 +562,8 @@ graph_track_nodes(GraphObject *g)
     track_again(g->spare_ctx);
     /* The private dicts too: an untracked container in a cycle would hide
      * the cycle from the collector. */
-    if (g->names != NULL && !PyObject_GC_IsTracked(g->names)) {
-        PyObject_GC_Track(g->names);
-    }
-    if (g->tasks != NULL && !PyObject_GC_IsTracked(g->tasks)) {
-        PyObject_GC_Track(g->tasks);
-    }
+    track_again(g->names);
+    track_again(g->tasks);
 }
 
 static void
@@ -1158,9 +1154,7 @@ graph_names(GraphObject *g)
          * traversed itself: the collector need not walk a thousand
          * entries at each collection while the graph runs (it is tracked
          * again with the nodes, see graph_track_nodes). */
-        if (!g->nodes_tracked) {
-            PyObject_GC_UnTrack(names);
-        }
+        untrack_while_running(g, names);
         g->names = names;
     }
     return g->names;
@@ -1306,7 +1300,7 @@ graph_new(mod_state *st, int mode, PyObject *tasks, PyObject *debug, PyObject *t
                  * the results tracks it again when one of them is a
                  * container, as for any dict (graph_result); if it is
                  * not handed out, it is tracked with the nodes. */
-                PyObject_GC_UnTrack(g->tasks);
+                untrack_while_running(g, g->tasks);
             }
         }
         Py_ssize_t pos = 0;

@@ -337,7 +337,9 @@ sibling_note_dep(SiblingObject *s)
     if (w->deps == name) {
         return;
     }
-    if (PyUnicode_CheckExact(w->deps)) {
+    if (!PyList_CheckExact(w->deps) && !PyDict_CheckExact(w->deps)) {
+        /* The one name so far (a str, or a str subclass of a mapping that
+         * is not a dict). */
         PyObject *list = PyList_New(2);
         if (list == NULL) {
             PyErr_Clear();
