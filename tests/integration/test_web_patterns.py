@@ -69,15 +69,17 @@ async def test_time_budget_falls_back_on_a_failed_part_without_waiting(
 
 
 @pytest.mark.parametrize("framework", ["fastapi"])
-@pytest.mark.parametrize("latencies", [{**FAST, "config": 1.0, "profile": 1.0}])
+@pytest.mark.parametrize("latencies", [{**FAST, "config": 3.0, "profile": 3.0}])
 async def test_graph_deadline_becomes_504_and_cancels_the_calls(
     app_server: AppServer, http: httpx.AsyncClient, upstream: Upstream, traces: list[Any]
 ) -> None:
     """ba.all(timeout=) shorter than the critical path: a 504 at the deadline, no call left in flight."""
-    elapsed, response = await timed(http.get("/betterall/dashboard", params={"timeout": 0.1}))  # needs 1 s
+    elapsed, response = await timed(http.get("/betterall/dashboard", params={"timeout": 0.1}))  # needs 3 s
     assert response.status_code == 504
     assert response.json() == {"error": "gateway timeout"}
-    assert 0.1 <= elapsed < 0.6  # at the deadline, long before the graph could finish
+    # At the deadline, long before the graph could finish (a loaded CI machine
+    # has taken 0.79 s to answer, cancellations included).
+    assert 0.1 <= elapsed < 2.0
     await eventually(lambda: upstream.in_flight == 0, "the upstream has no call in flight")
     assert app_server.upstream_client.in_flight == 0
     for name in ("config", "profile"):  # whatever reached the upstream was cancelled there
