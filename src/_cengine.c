@@ -77,6 +77,16 @@ ba_live_objects(PyObject *module, PyObject *Py_UNUSED(ignored))
 #endif
 }
 
+/* _current_task_swap(): how nodes become asyncio's current task here:
+ * "table" (one store into asyncio's dict, 3.11-3.13) or "calls" (asyncio's
+ * own _swap_current_task, or _enter_task/_leave_task on 3.11). */
+static PyObject *
+ba_current_task_swap(PyObject *module, PyObject *Py_UNUSED(ignored))
+{
+    mod_state *st = PyModule_GetState(module);
+    return PyUnicode_FromString(st->current_tasks != NULL ? "table" : "calls");
+}
+
 static PyMethodDef module_methods[] = {
     {"all", (PyCFunction)(void (*)(void))ba_all, METH_FASTCALL | METH_KEYWORDS, all_doc},
     {"all_settled", (PyCFunction)(void (*)(void))ba_all_settled,
@@ -84,6 +94,8 @@ static PyMethodDef module_methods[] = {
     {"flow", (PyCFunction)(void (*)(void))ba_flow, METH_FASTCALL | METH_KEYWORDS, flow_doc},
     {"_live_objects", ba_live_objects, METH_NOARGS,
      "Live engine objects per type in a debug build, else None."},
+    {"_current_task_swap", ba_current_task_swap, METH_NOARGS,
+     "How tasks become asyncio's current task: 'table' or 'calls'."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -143,12 +155,19 @@ module_exec(PyObject *module)
     IMPORT(leave_task, "asyncio.tasks", "_leave_task");
     IMPORT(current_task, "asyncio.tasks", "current_task");
 #endif
+    IMPORT(Task, "asyncio.tasks", "Task");
+#if PY_VERSION_HEX < 0x030E0000
     /* asyncio's own table of current tasks (the dict that current_task()
-     * reads and _swap_current_task/_enter_task write, one entry per loop),
-     * where Python has one: the engine swaps its nodes in and out with one
-     * dict store each instead of a call of those functions (issue 4).
-     * BETTERALL_SWAP_CALLS=1 makes it call them, as it does where the table
-     * is missing; the tests run both ways. */
+     * reads and _swap_current_task/_enter_task write, one entry per loop)
+     * on 3.11-3.13: the engine swaps its nodes in and out with one dict
+     * store each instead of a call of those functions (docs/design.md,
+     * "The current task").  From 3.14 on, asyncio keeps the current task in
+     * the thread state and the table, still defined in asyncio/tasks.py,
+     * is read only by its pure-Python fallback: never written there.
+     * BETTERALL_SWAP_CALLS=1 makes it call the functions, as it does where
+     * the table is missing; the tests run both ways.  Whichever is chosen,
+     * betterall/_engine.py checks at import that a node really becomes the
+     * current task, and uses the pure-Python engine if not. */
     const char *calls = getenv("BETTERALL_SWAP_CALLS");
     if (calls == NULL || calls[0] == '\0') {
         st->current_tasks = import_attr("asyncio.tasks", "_current_tasks");
@@ -162,6 +181,7 @@ module_exec(PyObject *module)
             Py_CLEAR(st->current_tasks);
         }
     }
+#endif
     IMPORT(CancelledError, "asyncio.exceptions", "CancelledError");
     IMPORT(InvalidStateError, "asyncio.exceptions", "InvalidStateError");
     IMPORT(FlowEnd, "betterall._errors", "FlowEnd");
@@ -216,7 +236,7 @@ module_exec(PyObject *module)
 #define STATE_FIELDS(X)                                                        \
     X(GraphType) X(NodeType) X(ContextType) X(SiblingType)                     \
     X(get_running_loop) X(current_tasks) X(swap_current_task) X(enter_task)    \
-    X(leave_task) X(current_task) X(CancelledError) X(InvalidStateError)       \
+    X(leave_task) X(current_task) X(Task) X(CancelledError) X(InvalidStateError)       \
     X(FlowEnd) X(CycleError) X(UnknownTaskError) X(Settled) X(Signal)          \
     X(InTask)                                                                  \
     X(prepare) X(check_timeout) X(check_debug) X(check_bind)                  \

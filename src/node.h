@@ -23,6 +23,16 @@
 
 /* -- current task swaps ----------------------------------------------------- */
 
+/* The first batch of a call runs in its caller's step (graph_start): the
+ * task it swaps out is the caller, kept for node_get_awaited_by. */
+static inline void
+graph_note_caller(GraphObject *g)
+{
+    if (g->caller == NULL) {
+        g->caller = Py_NewRef(g->outer);
+    }
+}
+
 /* Make `node` asyncio's current task for its step.
  *
  * Swaps are batched: the first swap of a batch (a run of steps in
@@ -47,6 +57,7 @@ graph_swap_in(GraphObject *g, NodeObject *node)
                 return -1;
             }
             g->outer = Py_NewRef(prev != NULL ? prev : Py_None);
+            graph_note_caller(g);
         }
         if (PyDict_SetItem(st->current_tasks, g->loop, (PyObject *)node) < 0) {
             if (g->current == NULL) {
@@ -65,6 +76,7 @@ graph_swap_in(GraphObject *g, NodeObject *node)
     }
     if (g->current == NULL) {
         g->outer = prev;
+        graph_note_caller(g);
     }
     else {
         Py_DECREF(prev);
@@ -79,6 +91,7 @@ graph_swap_in(GraphObject *g, NodeObject *node)
             return -1;
         }
         g->outer = prev;
+        graph_note_caller(g);
         args[1] = prev;
     }
     else {
@@ -1309,7 +1322,57 @@ node_get_fut_waiter(PyObject *self, void *Py_UNUSED(closure))
     return Py_NewRef(fut ? fut : Py_None);
 }
 
+/* `__class__` answers asyncio.Task, so that isinstance(task, asyncio.Task)
+ * and isinstance(task, asyncio.Future) hold for the current task inside a
+ * graph task, as on the pure-Python engine: asyncio's call-graph
+ * introspection (3.14's capture_call_graph) and other Python code that
+ * checks for a Task accept the node.  type(task) stays the engine's type,
+ * and C code that checks the real type (asyncio's own) is not fooled. */
+static PyObject *
+node_get_class(PyObject *self, void *Py_UNUSED(closure))
+{
+    return Py_NewRef(((NodeObject *)self)->mst->Task);
+}
+
+/* asyncio.Future's `_asyncio_awaited_by` (3.14's call-graph introspection):
+ * the tasks waiting for this one while it runs, that is the siblings parked
+ * on it (`await self.name`) and the call's caller, which waits for every
+ * task; None when there are none, as for a Future. */
+static PyObject *
+node_get_awaited_by(PyObject *self, void *Py_UNUSED(closure))
+{
+    NodeObject *node = (NodeObject *)self;
+    GraphObject *g = node->graph;
+    if (g == NULL || node->state == NODE_DONE) {
+        Py_RETURN_NONE;
+    }
+    PyObject *set = PyFrozenSet_New(NULL);
+    if (set == NULL) {
+        return NULL;
+    }
+    Py_ssize_t n = refs_len(node->waiters);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        SiblingObject *sib = (SiblingObject *)refs_item(node->waiters, i);
+        if (sib->parked && sib->waiter != NULL &&
+            PySet_Add(set, (PyObject *)sib->waiter) < 0) {
+            Py_DECREF(set);
+            return NULL;
+        }
+    }
+    if (g->caller != NULL && g->caller != Py_None && PySet_Add(set, g->caller) < 0) {
+        Py_DECREF(set);
+        return NULL;
+    }
+    if (PySet_GET_SIZE(set) == 0) {
+        Py_DECREF(set);
+        Py_RETURN_NONE;
+    }
+    return set;
+}
+
 static PyGetSetDef node_getset[] = {
+    {"__class__", node_get_class, NULL, NULL, NULL},
+    {"_asyncio_awaited_by", node_get_awaited_by, NULL, NULL, NULL},
     {"_must_cancel", node_get_must_cancel, NULL, NULL, NULL},
     {"_fut_waiter", node_get_fut_waiter, NULL, NULL, NULL},
     {NULL},

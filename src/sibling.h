@@ -74,9 +74,7 @@ list_remove_identity(PyObject *list, PyObject *item)
     }
 }
 
-/* Small reference sets (a node's waiters, its own blocked waits): almost
- * always empty or of one element, so a slot holds NULL, the one element
- * itself, or a list once there are more.  Saves a list per wait. */
+/* Small reference sets (see refs_len in state.h). */
 static int
 refs_add(PyObject **slot, PyObject *item)
 {
@@ -108,17 +106,6 @@ refs_remove(PyObject **slot, PyObject *item)
     }
 }
 
-static inline Py_ssize_t
-refs_len(PyObject *slot)
-{
-    return slot == NULL ? 0 : PyList_CheckExact(slot) ? PyList_GET_SIZE(slot) : 1;
-}
-
-static inline PyObject *
-refs_item(PyObject *slot, Py_ssize_t i)
-{
-    return PyList_CheckExact(slot) ? PyList_GET_ITEM(slot, i) : slot;
-}
 
 /* Withdraw a blocked wait from the target's waiters and the wait-for
  * edges.  Leaves `state` for the caller to set. */

@@ -76,6 +76,7 @@ typedef struct {
     PyObject *enter_task;        /* 3.11 */
     PyObject *leave_task;        /* 3.11 */
     PyObject *current_task;      /* 3.11 */
+    PyObject *Task;              /* asyncio.Task: what a node's __class__ says */
     PyObject *CancelledError;
     PyObject *InvalidStateError;
 
@@ -173,8 +174,10 @@ struct NodeObject {
     PyObject *error;        /* exception once rejected */
     PyObject *fut_waiter;   /* the outside future it waits on, or NULL */
     PyObject *parked;       /* the SiblingObject it is parked on, or NULL */
-    PyObject *waiters;      /* list of SiblingObject blocked on it, or NULL */
-    PyObject *blocked_on;   /* list of its own SiblingObject waits, or NULL */
+    PyObject *waiters;      /* SiblingObjects blocked on it: a reference set
+                               (see refs_len) */
+    PyObject *blocked_on;   /* its own blocked SiblingObject waits: a
+                               reference set */
     PyObject *callbacks;    /* list of (fn, context) for add_done_callback */
     PyObject *proxy;        /* borrowed: its ContextObject (self), while alive */
     PyObject *wakeup;       /* bound builtin used as a done callback; dropped
@@ -250,6 +253,10 @@ struct GraphObject {
     Py_ssize_t soon_len, soon_cap;
     PyObject *soon_cb;    /* bound builtin scheduled once per batch of them */
     PyObject *outer;      /* the current task a batch of steps swapped out */
+    PyObject *caller;     /* the task current when the call started (its
+                             caller), or None; kept until every node has
+                             finished, for asyncio's call-graph introspection
+                             (see node_get_awaited_by) */
     PyObject *spare_ctx;  /* a finished task's `self` that nobody else held,
                              given to the next task (see context_release) */
     NodeObject *current;  /* the node swapped in as current task, if any */
@@ -279,6 +286,22 @@ typedef struct {
 } SiblingObject;
 
 /* -- small helpers -------------------------------------------------------- */
+
+/* Small reference sets (a node's waiters, its own blocked waits): almost
+ * always empty or of one element, so a slot holds NULL, the one element
+ * itself, or a list once there are more.  Saves a list per wait.  Changed
+ * with refs_add and refs_remove (sibling.h). */
+static inline Py_ssize_t
+refs_len(PyObject *slot)
+{
+    return slot == NULL ? 0 : PyList_CheckExact(slot) ? PyList_GET_SIZE(slot) : 1;
+}
+
+static inline PyObject *
+refs_item(PyObject *slot, Py_ssize_t i)
+{
+    return PyList_CheckExact(slot) ? PyList_GET_ITEM(slot, i) : slot;
+}
 
 /* Fetch the raised exception (normalised), leaving none set. */
 static inline PyObject *
