@@ -181,8 +181,9 @@ graph_complete(GraphObject *g)
      * finished call holds no reference cycle. */
     Py_CLEAR(g->drain_cb);
     Py_CLEAR(g->soon_cb);
+    Py_CLEAR(g->caller);
     if (g->timer != NULL) {
-        PyObject *r = PyObject_CallMethod(g->timer, "cancel", NULL);
+        PyObject *r = PyObject_CallMethodNoArgs(g->timer, st->s_cancel);
         Py_CLEAR(g->timer);
         if (r == NULL) {
             return -1;
@@ -653,6 +654,15 @@ graph_result_impl(GraphObject *g)
             return NULL;
         }
     }
+#if PY_VERSION_HEX >= 0x030E0000
+    /* The copy was kept from the collector while the graph ran
+     * (untrack_while_running); it leaves the graph here, so graph_track_nodes
+     * will not see it.  Before 3.14 inserting a container tracks a dict
+     * again by itself (and a dict of atoms rightly stays untracked); 3.14
+     * dropped that, and an untracked result in a cycle (a traceback's frame
+     * that holds it) was never freed. */
+    track_again(out);
+#endif
     return out;
 }
 
@@ -934,6 +944,7 @@ graph_traverse(GraphObject *self, visitproc visit, void *arg)
     Py_VISIT(self->drain_cb);
     Py_VISIT(self->soon_cb);
     Py_VISIT(self->outer);
+    Py_VISIT(self->caller);
     Py_VISIT(self->spare_ctx);
     return 0;
 }
@@ -994,6 +1005,7 @@ graph_clear(GraphObject *self)
     Py_CLEAR(self->drain_cb);
     Py_CLEAR(self->soon_cb);
     Py_CLEAR(self->outer);
+    Py_CLEAR(self->caller);
     Py_CLEAR(self->spare_ctx);
     return 0;
 }
