@@ -50,7 +50,7 @@ from typing import (
     overload,
 )
 
-from . import _py
+from . import _engine as _selection
 from ._prepare import Bind
 from ._trace import Trace
 from ._types import InTask, Settled, Signal
@@ -71,9 +71,9 @@ G_contra = TypeVar("G_contra", bound="Graph", contravariant=True)
 # task's ``self`` has in every graph.
 RESERVED = frozenset({"all", "all_settled", "flow", "_name", "_signal", "_end"})
 
-# The engine whose entry points the class form calls; betterall/__init__.py
-# sets it to the engine this process selected (the tests switch it).
-_engine: types.ModuleType = _py
+# The engine whose entry points the class form calls: the one this process
+# selected (the tests and benchmarks switch it).
+_engine: types.ModuleType = _selection.ENGINE
 
 
 class Task(Generic[G_co, T_co]):
@@ -341,14 +341,11 @@ _CONTEXT_BASES: tuple[type[Any], ...] = ()
 
 
 def _context_bases() -> tuple[type[Any], ...]:
-    """Every engine's context type (found on first use: the package's
-    ``__init__`` imports this module before it selects an engine)."""
+    """Every engine's context type (found on first use)."""
     global _CONTEXT_BASES
     if not _CONTEXT_BASES:
-        from . import _engines
-
         _CONTEXT_BASES = tuple(
-            engine.Context for engine in _engines().values() if hasattr(engine, "Context")
+            engine.Context for engine in _selection.engines().values() if hasattr(engine, "Context")
         )
     return _CONTEXT_BASES
 
