@@ -452,6 +452,21 @@ class _Context:
 Context = _Context
 
 
+# asyncio's record of which task waits for which (3.14+), read by
+# asyncio.capture_call_graph(): its add and discard functions.
+def _no_awaited_by(awaited: Any, awaiting: Any) -> None:
+    """Stands for asyncio's functions before 3.14; never called there."""
+
+
+_HAS_AWAITED_BY: Final = hasattr(asyncio.futures, "future_add_to_awaited_by")
+_add_awaited_by: Callable[[Any, Any], None] = getattr(
+    asyncio.futures, "future_add_to_awaited_by", _no_awaited_by
+)
+_discard_awaited_by: Callable[[Any, Any], None] = getattr(
+    asyncio.futures, "future_discard_from_awaited_by", _no_awaited_by
+)
+
+
 class _Sibling:
     """The awaitable ``self.<name>``: the result of a sibling task."""
 
@@ -476,10 +491,17 @@ class _Sibling:
         future: asyncio.Future[None] = loop.create_future()
         target.waiters.append(future)
         waiter.blocked_on.append(target)
+        # 3.14's call-graph introspection: the waiter waits for the target.
+        awaited, awaiting = target.task, waiter.task
+        link = _HAS_AWAITED_BY and awaited is not None and awaiting is not None
+        if link:
+            _add_awaited_by(awaited, awaiting)
         started = time.monotonic() if waiter.graph.tracing else 0.0
         try:
             yield from future
         finally:
+            if link:
+                _discard_awaited_by(awaited, awaiting)
             waiter.blocked_on.remove(target)
             if not future.done() or future.cancelled():
                 try:

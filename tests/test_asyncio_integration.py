@@ -17,6 +17,8 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import inspect
+import io
+import sys
 import time
 from typing import Any
 
@@ -1356,3 +1358,71 @@ async def test_graph_under_caller_wait_for(ba):
         await asyncio.wait_for(ba.all({"slow": tracked(finals, "slow", 1)}), 0.03)
     assert finals == ["slow"]
     await no_other_tasks()
+
+
+# -- 3.14's call-graph introspection -----------------------------------------------
+
+
+def _names(graph: Any) -> list[str]:
+    return [parent.future.get_name() for parent in graph.awaited_by]
+
+
+@pytest.mark.skipif(sys.version_info < (3, 14), reason="asyncio.capture_call_graph() is new in 3.14")
+async def test_call_graph_introspection_inside_a_task(ba):
+    """asyncio.capture_call_graph() and print_call_graph() inside a graph task show
+    the task, where it is in its code, and who waits for it up to the caller."""
+    caller = asyncio.current_task()
+    seen: dict[str, Any] = {}
+
+    async def a(self: Any) -> int:
+        await asyncio.sleep(0.05)  # b is waiting for a by now
+        seen["graph"] = asyncio.capture_call_graph()
+        out = io.StringIO()
+        asyncio.print_call_graph(file=out)
+        seen["text"] = out.getvalue()
+        return 1
+
+    async def b(self: Any) -> int:
+        return await self.a + 1
+
+    assert await ba.all({"a": a, "b": b}) == {"a": 1, "b": 2}
+    graph = seen["graph"]
+    assert graph.future.get_name() == "a"
+    assert isinstance(graph.future, asyncio.Task)
+    assert "a" in [entry.frame.f_code.co_name for entry in graph.call_stack]
+    # b waits for a; the caller waits for the call, so for a and b in the end.
+    assert "b" in _names(graph)
+    (b_graph,) = [p for p in graph.awaited_by if p.future.get_name() == "b"]
+    chain = {name for p in (graph, b_graph) for name in _names(p)}
+    assert caller.get_name() in chain
+    text = seen["text"]
+    assert "Task(name='a'" in text and "Task(name='b'" in text
+    assert f"Task(name='{caller.get_name()}'" in text
+    assert "in async test_call_graph_introspection_inside_a_task()" in text
+
+
+@pytest.mark.skipif(sys.version_info < (3, 14), reason="asyncio.capture_call_graph() is new in 3.14")
+async def test_call_graph_introspection_of_a_task_from_outside(ba):
+    """A graph task seen from a sibling (capture_call_graph(task)) while it waits:
+    its coroutine's frames, and no error once the call has ended."""
+    seen: dict[str, Any] = {}
+    gate = asyncio.Event()
+
+    async def slow(self: Any) -> str:
+        seen["task"] = asyncio.current_task()
+        await gate.wait()
+        return "slow"
+
+    async def peek(self: Any) -> str:
+        await asyncio.sleep(0)
+        seen["graph"] = asyncio.capture_call_graph(seen["task"])
+        gate.set()
+        return "peek"
+
+    assert await ba.all({"slow": slow, "peek": peek}) == {"slow": "slow", "peek": "peek"}
+    graph = seen["graph"]
+    assert graph.future is seen["task"]
+    assert "slow" in [entry.frame.f_code.co_name for entry in graph.call_stack]
+    after = asyncio.capture_call_graph(seen["task"])
+    assert after is not None and after.future is seen["task"]
+    assert after.awaited_by == ()
