@@ -1120,6 +1120,10 @@ def _run_script(ba: types.SimpleNamespace, body: str, timeout: float = 20) -> su
         "import asyncio, os, signal, sys, time\n"
         "import betterall\n"
         f"ba = betterall._engines()[{ba.ENGINE!r}]\n"
+        # Ctrl-C as in a terminal, even when the suite itself runs where SIGINT
+        # is ignored (a background job of a non-interactive shell, which the
+        # interpreter inherits): asyncio.run() only handles it when it is.
+        "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
     )
     env = dict(os.environ, PYTHONASYNCIODEBUG="1")
     try:
