@@ -211,6 +211,8 @@ module_exec(PyObject *module)
     INTERN(s_cancel, "cancel");
     INTERN(s_throw, "throw");
     INTERN(s_blocking, "_asyncio_future_blocking");
+    INTERN(s_get_loop, "get_loop");
+    INTERN(s_loop, "_loop");
     INTERN(s_abort, "_abort");
     INTERN(s_for_name, "for_name");
     INTERN(s_value, "value");
@@ -244,6 +246,7 @@ module_exec(PyObject *module)
     X(TaskTrace) X(Trace) X(report) X(monotonic) X(s_add_done_callback)          \
     X(s_remove_done_callback) X(s_call_soon) X(s_call_later) X(s_create_future) \
     X(s_set_result) X(s_done) X(s_result) X(s_cancel) X(s_throw) X(s_blocking)  \
+    X(s_get_loop) X(s_loop)                                                    \
     X(s_abort) X(s_for_name) X(s_value) X(s_fulfilled) X(s_rejected)          \
     X(s_cancelled) X(s_ended) X(s_gi_code) X(s_co_flags) X(kw_context) X(stop_iter)
 

@@ -906,8 +906,32 @@ graph_close(PyObject *self, PyObject *Py_UNUSED(ignored))
     Py_RETURN_NONE;
 }
 
+/* A call has one waiter, as a coroutine has: an `await` of it once it has
+ * started and until it has finished (a task awaiting the very call it
+ * belongs to, which would wait for itself for ever) is a RuntimeError, as
+ * Python's own "coroutine is being awaited already".  The waiter may have
+ * started it by an await or by stepping it (asyncio takes an object with
+ * send/throw/close for a coroutine).  Once finished, an await gets the
+ * "cannot reuse" error from graph_am_send. */
 static PyObject *
 graph_await(PyObject *self)
+{
+    GraphObject *g = (GraphObject *)self;
+    if (g->started && !g->finished) {
+        PyErr_Format(PyExc_RuntimeError,
+                     "this betterall.%s() call is being awaited already: a call has one "
+                     "waiter, as a coroutine does (a task cannot await its own call)",
+                     mode_names[g->mode]);
+        return NULL;
+    }
+    return Py_NewRef(self);
+}
+
+/* iter(call): the call is its own iterator.  Not checked as graph_await
+ * is: `yield from call.__await__()` (asyncio's wrapper of awaitables on
+ * 3.11) asks for the iterator of what __await__ returned. */
+static PyObject *
+graph_iter(PyObject *self)
 {
     return Py_NewRef(self);
 }
@@ -1072,7 +1096,7 @@ static PyType_Slot graph_slots[] = {
     {Py_tp_methods, graph_methods},
     {Py_tp_members, graph_members},
     {Py_tp_repr, graph_repr},
-    {Py_tp_iter, graph_await},
+    {Py_tp_iter, graph_iter},
     {Py_tp_iternext, graph_iternext},
     {Py_am_await, graph_await},
     {Py_am_send, graph_am_send},

@@ -790,6 +790,32 @@ node_resume_soon_alone(NodeObject *node)
     }
 }
 
+/* Whether the future `fut` belongs to `loop`: 1 or 0, -1 with an error.
+ * Read as asyncio reads it (futures._get_loop): fut.get_loop(), else
+ * fut._loop; a future-like object with neither is taken as the loop's. */
+static int
+future_on_loop(mod_state *st, PyObject *fut, PyObject *loop)
+{
+    PyObject *own = PyObject_CallMethodNoArgs(fut, st->s_get_loop);
+    if (own == NULL) {
+        if (!PyErr_ExceptionMatches(PyExc_AttributeError)) {
+            return -1;
+        }
+        PyErr_Clear();
+        own = PyObject_GetAttr(fut, st->s_loop);
+        if (own == NULL) {
+            if (!PyErr_ExceptionMatches(PyExc_AttributeError)) {
+                return -1;
+            }
+            PyErr_Clear();
+            return 1;
+        }
+    }
+    int same = own == loop;
+    Py_DECREF(own);
+    return same;
+}
+
 static int
 node_handle_yield(NodeObject *node, PyObject *yielded)
 {
@@ -834,6 +860,19 @@ node_handle_yield(NodeObject *node, PyObject *yielded)
             return -1;
         }
         if (is_blocking) {
+            /* As asyncio.Task: a future of another loop would wake the node
+             * on that loop's thread. */
+            int same = future_on_loop(st, yielded, g->loop);
+            if (same < 0) {
+                return -1;
+            }
+            if (!same) {
+                PyObject *e = PyObject_CallFunction(
+                    PyExc_RuntimeError, "N",
+                    PyUnicode_FromFormat("Task %R got Future %R attached to a different loop",
+                                         (PyObject *)node, yielded));
+                return e == NULL ? -1 : node_resume_soon(node, e);
+            }
             if (PyObject_SetAttr(yielded, st->s_blocking, Py_False) < 0) {
                 return -1;
             }

@@ -25,6 +25,21 @@ context_live(NodeObject *node)
     return node->graph != NULL && !node->graph->finished;
 }
 
+/* A context whose task ended in its first step, kept by the graph to be
+ * `self` of the next task (see context_release), belongs to no task in
+ * between: its node is NULL.  Code that finds it through the collector
+ * (gc.get_objects(), a memory profiler) sees it as a context whose call has
+ * ended.  NULL with RuntimeError set for such a context. */
+static inline NodeObject *
+context_node(ContextObject *self)
+{
+    if (self->node == NULL) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "this betterall context belongs to no running task (its call has ended)");
+    }
+    return self->node;
+}
+
 /* (Re)start `s` as a new wait on `target`.  The references it held are
  * dropped last: dropping them can run code. */
 static void
@@ -48,7 +63,10 @@ sibling_start(SiblingObject *s, PyObject *target)
 static PyObject *
 context_sibling(ContextObject *self, PyObject *name)
 {
-    NodeObject *node = self->node;
+    NodeObject *node = context_node(self);
+    if (node == NULL) {
+        return NULL;
+    }
     GraphObject *g = node->graph;
     mod_state *st = node->mst;
     if (!context_live(node)) {
@@ -145,7 +163,8 @@ context_subscript(PyObject *self, PyObject *name)
 static PyObject *
 context_get_name(PyObject *self, void *Py_UNUSED(closure))
 {
-    return Py_NewRef(((ContextObject *)self)->node->name);
+    NodeObject *node = context_node((ContextObject *)self);
+    return node == NULL ? NULL : Py_NewRef(node->name);
 }
 
 static PyObject *graph_get_signal(GraphObject *g);
@@ -154,15 +173,19 @@ static PyObject *
 context_get_signal(PyObject *self, void *Py_UNUSED(closure))
 {
     ContextObject *ctx = (ContextObject *)self;
-    if (ctx->node->graph == NULL) {
+    NodeObject *node = context_node(ctx);
+    if (node == NULL) {
+        return NULL;
+    }
+    if (node->graph == NULL) {
         /* The graph is gone: it handed its signal over (see graph_clear),
          * so that a thread polling it after the call still can. */
         if (ctx->signal != NULL) {
             return Py_NewRef(ctx->signal);
         }
-        return context_gone(ctx->node);
+        return context_gone(node);
     }
-    return graph_get_signal(ctx->node->graph);
+    return graph_get_signal(node->graph);
 }
 
 static const char *const mode_names[] = {"all", "all_settled", "flow"};
@@ -170,7 +193,10 @@ static const char *const mode_names[] = {"all", "all_settled", "flow"};
 static PyObject *
 context_end(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
-    NodeObject *node = ((ContextObject *)self)->node;
+    NodeObject *node = context_node((ContextObject *)self);
+    if (node == NULL) {
+        return NULL;
+    }
     GraphObject *g = node->graph;
     mod_state *st = node->mst;
     PyObject *value = Py_None;
@@ -209,7 +235,8 @@ context_end(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *k
 static PyObject *
 context_dir(PyObject *self, PyObject *Py_UNUSED(ignored))
 {
-    GraphObject *g = ((ContextObject *)self)->node->graph;
+    NodeObject *node = ((ContextObject *)self)->node; /* NULL: detached */
+    GraphObject *g = node != NULL ? node->graph : NULL;
     PyObject *table = g ? graph_names(g) : NULL;
     if (g != NULL && table == NULL) {
         return NULL;
@@ -234,8 +261,11 @@ context_dir(PyObject *self, PyObject *Py_UNUSED(ignored))
 static PyObject *
 context_repr(PyObject *self)
 {
-    return PyUnicode_FromFormat("<betterall context of task %R>",
-                                ((ContextObject *)self)->node->name);
+    NodeObject *node = ((ContextObject *)self)->node;
+    if (node == NULL) {
+        return PyUnicode_FromString("<betterall context of no task (its call has ended)>");
+    }
+    return PyUnicode_FromFormat("<betterall context of task %R>", node->name);
 }
 
 static int

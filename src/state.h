@@ -109,6 +109,8 @@ typedef struct {
     PyObject *s_cancel;
     PyObject *s_throw;
     PyObject *s_blocking; /* "_asyncio_future_blocking" */
+    PyObject *s_get_loop;
+    PyObject *s_loop;     /* "_loop" */
     PyObject *s_abort;    /* "_abort" */
     PyObject *s_for_name;
     PyObject *s_value;

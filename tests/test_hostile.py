@@ -32,6 +32,8 @@ from typing import Any
 
 import pytest
 
+import betterall
+
 MODES = ["all", "all_settled", "flow"]
 LIMIT = 10  # seconds
 
@@ -1701,3 +1703,102 @@ async def test_task_whose_coroutine_yields_garbage(ba):
     assert r["bad"].status == "rejected"
     assert isinstance(r["bad"].reason, RuntimeError)
     assert r["ok"] == ba.Settled.fulfilled(1)
+
+
+# -- objects found through the collector, and a call awaited from inside -------------------
+
+
+def test_contexts_found_through_the_collector_are_safe(ba):
+    """A task's `self` reached through gc.get_objects() (a memory profiler, a
+    debugger) is safe to look at, including a finished synchronous task's
+    `self` that the C engine keeps to hand on to the next task: repr, dir,
+    _name, _signal, a sibling, _end all answer or raise a clear error."""
+    context_types = tuple(
+        getattr(engine, "Context") for engine in betterall._engines().values() if hasattr(engine, "Context")
+    )
+    seen: list[str] = []
+
+    def a(self: Any) -> int:
+        return 1  # used `self`, ended in its first step: a spare in the C engine
+
+    def b() -> int:
+        for obj in gc.get_objects():
+            if isinstance(obj, context_types) or type(obj).__name__ == "_Context":
+                seen.append(repr(obj))
+                dir(obj)
+                for attempt in (lambda: obj._name, lambda: obj._signal, lambda: obj.a,
+                                lambda: obj["a"], lambda: obj._end(1)):
+                    try:
+                        attempt()
+                    except (RuntimeError, AttributeError, KeyError):
+                        pass
+        return 2
+
+    for mode in MODES:
+        asyncio.run(_run_once(call(ba, mode)({"a": a, "b": b, "c": lambda self: 3})))
+    assert seen and all("betterall context" in text or "context" in text.lower() for text in seen)
+
+
+async def _run_once(aw: Any) -> Any:
+    return await aw
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_a_task_awaiting_its_own_call_fails_at_once(ba, mode):
+    """A task that awaits the very call it belongs to would wait for itself:
+    the await raises RuntimeError at once (a call has one waiter, as a
+    coroutine does), and the call ends by its usual rules, no hang."""
+    holder: list[Any] = []
+
+    async def selfish() -> None:
+        await holder[0]
+
+    async def slow() -> str:
+        await asyncio.sleep(0.05)
+        return "slow"
+
+    holder.append(call(ba, mode)({"selfish": selfish, "slow": slow}))
+    if mode == "all_settled":
+        r = await asyncio.wait_for(holder[0], 5)
+        assert isinstance(r["selfish"].reason, RuntimeError)
+        assert "awaited already" in str(r["selfish"].reason)
+        assert r["slow"] == ba.Settled.fulfilled("slow")
+    else:
+        with pytest.raises(RuntimeError, match="awaited already"):
+            await asyncio.wait_for(holder[0], 5)
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_a_future_of_another_loop_fails_the_task(ba, mode):
+    """A task awaiting a future that belongs to a loop running in another
+    thread fails with asyncio's own RuntimeError (it would be woken on that
+    loop's thread otherwise); the call ends by its usual rules."""
+    other = asyncio.new_event_loop()
+    thread = threading.Thread(target=other.run_forever, daemon=True)
+    thread.start()
+    try:
+        async def make() -> asyncio.Future[int]:
+            return asyncio.get_running_loop().create_future()
+
+        foreign = asyncio.run_coroutine_threadsafe(make(), other).result(5)
+
+        async def wrong() -> int:
+            return await foreign
+
+        async def fine() -> str:
+            await asyncio.sleep(0.01)
+            return "fine"
+
+        tasks = {"wrong": wrong, "fine": fine}
+        if mode == "all_settled":
+            r = await run(ba.all_settled(tasks))
+            assert isinstance(r["wrong"].reason, RuntimeError)
+            assert "attached to a different loop" in str(r["wrong"].reason)
+            assert r["fine"] == ba.Settled.fulfilled("fine")
+        else:
+            with pytest.raises(RuntimeError, match="attached to a different loop"):
+                await run(call(ba, mode)(tasks))
+    finally:
+        other.call_soon_threadsafe(other.stop)
+        thread.join(5)
+        other.close()
