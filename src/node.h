@@ -1370,7 +1370,9 @@ node_get_fut_waiter(PyObject *self, void *Py_UNUSED(closure))
 static PyObject *
 node_get_class(PyObject *self, void *Py_UNUSED(closure))
 {
-    return Py_NewRef(((NodeObject *)self)->mst->Task);
+    PyObject *task_type = ((NodeObject *)self)->mst->Task;
+    /* NULL once the module state is cleared (interpreter shutdown). */
+    return Py_NewRef(task_type != NULL ? task_type : (PyObject *)Py_TYPE(self));
 }
 
 /* asyncio.Future's `_asyncio_awaited_by` (3.14's call-graph introspection):
