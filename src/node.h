@@ -435,11 +435,25 @@ node_on_return(NodeObject *node, PyObject *value)
 
 /* -- stepping ---------------------------------------------------------------- */
 
-/* throw() into an iterator; same contract as PyIter_Send. */
+/* throw() into an iterator; same contract as PyIter_Send.  An iterator
+ * without throw() (what a plain __await__ may return) gets `exc` raised at
+ * it, as a coroutine raises what is thrown in at an await whose iterator
+ * has no throw(): asyncio's "Task got bad yield" then fails the task
+ * instead of an AttributeError about throw. */
 static PySendResult
 iter_throw(mod_state *st, PyObject *it, PyObject *exc, PyObject **result)
 {
-    PyObject *r = PyObject_CallMethodOneArg(it, st->s_throw, exc);
+    PyObject *meth = PyObject_GetAttr(it, st->s_throw);
+    if (meth == NULL) {
+        if (PyErr_ExceptionMatches(PyExc_AttributeError)) {
+            PyErr_Clear();
+            ba_raise(exc);
+        }
+        *result = NULL;
+        return PYGEN_ERROR;
+    }
+    PyObject *r = PyObject_CallOneArg(meth, exc);
+    Py_DECREF(meth);
     if (r != NULL) {
         *result = r;
         return PYGEN_NEXT;

@@ -1802,3 +1802,28 @@ async def test_a_future_of_another_loop_fails_the_task(ba, mode):
         other.call_soon_threadsafe(other.stop)
         thread.join(5)
         other.close()
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_an_awaitable_yielding_a_bad_value_fails_with_asyncios_words(ba, mode):
+    """An awaitable whose __await__ is a plain iterator yielding a bad value
+    fails its task as asyncio says it: RuntimeError('Task got bad yield: 1'),
+    on both engines (not an AttributeError about throw)."""
+
+    class Bad:
+        def __await__(self) -> Any:
+            return iter([1])
+
+    async def fine() -> str:
+        await asyncio.sleep(0.01)
+        return "fine"
+
+    tasks = {"bad": lambda: Bad(), "fine": fine}
+    if mode == "all_settled":
+        r = await run(ba.all_settled(tasks))
+        assert isinstance(r["bad"].reason, RuntimeError)
+        assert str(r["bad"].reason) == "Task got bad yield: 1"
+        assert r["fine"] == ba.Settled.fulfilled("fine")
+    else:
+        with pytest.raises(RuntimeError, match=r"^Task got bad yield: 1$"):
+            await run(call(ba, mode)(tasks))
