@@ -4,7 +4,7 @@ It favours being obviously correct over being fast: each graph task runs in
 its own :class:`asyncio.Task` (named after the task, in its own copy of the
 caller's context), and the C engine is tested against the same suite.  It is
 selected with ``BETTERALL_NO_EXTENSIONS=1`` and is the fallback when the C
-extension cannot be imported.
+extension is not installed or cannot be used (see ``_engine.py``).
 
 How a call runs
 ---------------
