@@ -35,9 +35,19 @@ class UnknownTaskError(AttributeError, KeyError):
     def __str__(self) -> str:
         # KeyError.__str__ would repr() the message; say it plainly instead.
         msg = f"unknown task {self.name!r}"
-        if self.suggestion is not None:
-            msg += f" (did you mean {self.suggestion!r}?)"
-        return msg
+        suggestion = self.suggestion
+        if suggestion is None:
+            return msg
+        if isinstance(self.name, str) and str.__eq__(self.name, suggestion) is True:
+            # The same text, and still not found: a str subclass whose hash
+            # or == differs from str's, on one side or the other.
+            odd = self.name if type(self.name) is not str else suggestion
+            return (
+                f"{msg}: a task named {suggestion!r} exists, but the name is an instance"
+                f" of {type(odd).__qualname__}, a str subclass that hashes or compares"
+                " unlike str; name tasks with plain str"
+            )
+        return f"{msg} (did you mean {suggestion!r}?)"
 
 
 class CycleError(RuntimeError):

@@ -29,10 +29,13 @@ that cancelling the waiter never cancels the sibling.
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import functools
 from collections.abc import Callable, Coroutine, Generator, Mapping
 import inspect
 import time
 import types
+import weakref
 from typing import Any, Final
 
 from ._errors import CycleError, FlowEnd, UnknownTaskError
@@ -129,6 +132,144 @@ def _is_awaitable(value: object) -> bool:
     return getattr(tp, "__await__", None) is not None
 
 
+# asyncio's own futures and tasks, whose protocol asyncio implements:
+# yielded to the node's asyncio.Task as they are.  A subclass (a gather()
+# future, a task factory's task) passes too unless it redefines what
+# asyncio.Task calls on a yielded future (see _Guard).
+_ASYNCIO_FUTURES: Final = (
+    asyncio.Task,
+    asyncio.tasks._PyTask,  # type: ignore[attr-defined]
+    asyncio.Future,
+    asyncio.futures._PyFuture,  # type: ignore[attr-defined]
+)
+_NATIVE_FUTURES: Final = frozenset(_ASYNCIO_FUTURES)
+_future_types: weakref.WeakKeyDictionary[type, bool] = weakref.WeakKeyDictionary()
+
+
+def _is_asyncio_future_type(tp: type) -> bool:
+    known = _future_types.get(tp)
+    if known is None:
+        base = next((b for b in _ASYNCIO_FUTURES if issubclass(tp, b)), None)
+        known = base is not None and _builtin_all(
+            inspect.getattr_static(tp, name) is inspect.getattr_static(base, name)
+            for name in ("_asyncio_future_blocking", "add_done_callback", "get_loop")
+        )
+        _future_types[tp] = known
+    return known
+
+
+def _settle(bridge: asyncio.Future[None], _fut: object) -> None:
+    if not bridge.done():
+        bridge.set_result(None)
+
+
+class _Guard:
+    """Runs a task's awaitable inside its asyncio.Task and checks what it yields.
+
+    asyncio.Task reads ``_asyncio_future_blocking`` of what the coroutine
+    yields and calls its ``add_done_callback()``; if either raises, the error
+    goes to the loop's exception handler and the task never finishes, nor
+    does the call.  Here the task fails with that error instead, thrown in
+    at its await, as the C engine does.  asyncio's own futures pass through
+    as they are; any other future-like object is waited on through a bridge
+    future of the loop's, so that its methods are called here, where their
+    errors can be thrown in.  ``cr_await`` lets asyncio's call-graph
+    introspection (3.14+) see through to the awaitable.
+    """
+
+    __slots__ = ("_awaitable", "_error", "_it", "_node", "_waiting")
+
+    def __init__(self, awaitable: Any, node: _Node) -> None:
+        self._awaitable = awaitable
+        self._node = node
+        self._waiting: Any = None  # the foreign future a bridge stands for
+        self._error: Exception | None = None  # to throw in at the next step
+        if type(awaitable) is types.GeneratorType:
+            self._it: Any = awaitable  # @types.coroutine: its own iterator
+        else:
+            it = awaitable.__await__()
+            # The same checks, and errors, as the C engine and Python's await.
+            if asyncio.iscoroutine(it) and type(it) is types.CoroutineType:
+                raise TypeError("__await__() returned a coroutine")
+            if not hasattr(type(it), "__next__"):
+                raise TypeError(f"__await__() returned non-iterator of type {type(it).__name__!r}")
+            self._it = it
+
+    @property
+    def cr_await(self) -> Any:
+        return self._awaitable
+
+    cr_frame = None
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        return self  # type: ignore[return-value]  # pyright: ignore[reportReturnType]
+
+    def __next__(self) -> Any:
+        return self.send(None)
+
+    def send(self, value: Any) -> Any:
+        self._waiting = None
+        error, self._error = self._error, None
+        if error is not None:
+            return self._check(self._throw_in(error))
+        return self._check(self._it.send(value) if value is not None else next(self._it))
+
+    def throw(self, exc: BaseException, *args: Any) -> Any:  # noqa: ARG002
+        waiting, self._waiting = self._waiting, None
+        self._error = None  # a cancellation replaces it, as in asyncio.Task
+        if waiting is not None and isinstance(exc, asyncio.CancelledError) and not waiting.done():
+            # The task was cancelled while it waited on a foreign future:
+            # cancel that one and, as asyncio.Task does, wait for it to end.
+            try:
+                if waiting.cancel(*exc.args[:1]):
+                    return self._wait_on(waiting)
+            except Exception as error:  # noqa: BLE001
+                exc = error
+        return self._check(self._throw_in(exc))
+
+    def close(self) -> None:
+        close = getattr(self._it, "close", None)
+        if close is not None:
+            close()
+
+    def _throw_in(self, exc: BaseException) -> Any:
+        throw = getattr(self._it, "throw", None)
+        if throw is None:
+            raise exc
+        return throw(exc)
+
+    def _check(self, yielded: Any) -> Any:
+        while (
+            yielded is not None
+            and type(yielded) not in _NATIVE_FUTURES
+            and not _is_asyncio_future_type(type(yielded))
+        ):
+            try:
+                if not getattr(yielded, "_asyncio_future_blocking", None):
+                    return yielded  # a bad yield: asyncio.Task handles it
+                yielded._asyncio_future_blocking = False
+                return self._wait_on(yielded)
+            except Exception as error:  # noqa: BLE001
+                # Thrown in on the next loop turn, as asyncio.Task (and the
+                # C engine) do with a bad yield: a bare yield until then.
+                self._error = error
+                return None
+        return yielded
+
+    def _wait_on(self, fut: Any) -> asyncio.Future[None]:
+        loop = self._node.graph.loop
+        assert loop is not None
+        if asyncio.futures._get_loop(fut) is not loop:  # type: ignore[attr-defined]
+            raise RuntimeError(
+                f"Task {self._node.task!r} got Future {fut!r} attached to a different loop"
+            )
+        bridge: asyncio.Future[None] = loop.create_future()
+        fut.add_done_callback(functools.partial(_settle, bridge))
+        bridge._asyncio_future_blocking = True
+        self._waiting = fut
+        return bridge
+
+
 class _Graph:
     __slots__ = (
         "mode",
@@ -143,6 +284,7 @@ class _Graph:
         "start",
         "loop",
         "finished",
+        "by_task",
     )
 
     def __init__(
@@ -158,6 +300,9 @@ class _Graph:
         self.tracing = tracing
         self.start = 0.0
         self.loop: asyncio.AbstractEventLoop | None = None
+        # Which node runs in which asyncio.Task: a wait counts for the task
+        # that awaits (see _Sibling.__await__).
+        self.by_task: dict[asyncio.Task[None], _Node] = {}
         self.finished = False
         self.nodes: dict[str, _Node] = {}
         for spec in specs:
@@ -272,7 +417,7 @@ class _Graph:
         try:
             result = spec.fn(node.context) if spec.wants_context else spec.fn()
             if _is_awaitable(result):
-                result = await result
+                result = await _Guard(result, node)
         except FlowEnd as end:
             if self.mode == FLOW:
                 won = node.ended or self.end_flow(node, end)
@@ -328,6 +473,7 @@ class _Graph:
             # Each task runs in its own copy of the caller's context (the
             # default of create_task), named after the graph task.
             node.task = create_task(loop, self._run(node), node.name)
+            self.by_task[node.task] = node
             tasks.append(node.task)
         handle = None
         if timeout is not None:
@@ -347,6 +493,7 @@ class _Graph:
         finally:
             if handle is not None:
                 handle.cancel()
+        self.by_task.clear()
         for task in tasks:
             # Mark every exception retrieved: the runner only lets
             # KeyboardInterrupt and SystemExit through, already recorded.
@@ -470,15 +617,27 @@ _discard_awaited_by: Callable[[Any, Any], None] = getattr(
 class _Sibling:
     """The awaitable ``self.<name>``: the result of a sibling task."""
 
-    __slots__ = ("_waiter", "_target", "__weakref__")
+    __slots__ = ("_waiter", "_target", "_callbacks", "__weakref__")
 
     def __init__(self, waiter: _Node, target: _Node) -> None:
         self._waiter = waiter
         self._target = target
+        # (fn, relay, future) for each add_done_callback()
+        self._callbacks: list[tuple[Callable[..., Any], Callable[..., Any], asyncio.Future[None]]] = []
 
     def __await__(self) -> Generator[Any, None, Any]:
         target = self._target
         waiter = self._waiter
+        # The wait counts for the graph task that awaits, which need not be
+        # the one that took `self.x`: a task may hand the awaitable to a
+        # sibling.  Awaited from a task of the user's own, it stays with its
+        # maker (as in the C engine).
+        try:
+            runner = waiter.graph.by_task.get(asyncio.current_task())  # type: ignore[arg-type]
+        except RuntimeError:  # driven by hand, outside a running loop
+            runner = None
+        if runner is not None:
+            waiter = runner
         if waiter.graph.tracing:
             waiter.deps.setdefault(target.name)
         if target.state == DONE:
@@ -514,6 +673,67 @@ class _Sibling:
 
     def __repr__(self) -> str:
         return f"<betterall sibling {self._target.name!r} of {self._waiter.name!r}>"
+
+    # The part of the Future interface that asyncio.wait() uses, so that
+    # asyncio.wait([self.a, self.b]) works here as on the C engine (where the
+    # sibling is a full future).  gather(), wait_for() and friends wrap the
+    # awaitable in a task instead, as they do any awaitable.
+
+    def done(self) -> bool:
+        return self._target.state == DONE
+
+    def cancelled(self) -> bool:
+        return self.done() and self._target.status not in ("fulfilled", "rejected")
+
+    def result(self) -> Any:
+        if not self.done():
+            raise asyncio.InvalidStateError("Result is not set.")
+        return self._target.outcome()
+
+    def exception(self) -> BaseException | None:
+        if not self.done():
+            raise asyncio.InvalidStateError("Exception is not set.")
+        if self.cancelled():
+            self._target.outcome()  # raises the CancelledError
+        return self._target.error
+
+    def get_loop(self) -> asyncio.AbstractEventLoop:
+        loop = self._waiter.graph.loop
+        assert loop is not None
+        return loop
+
+    def add_done_callback(
+        self, fn: Callable[..., Any], *, context: contextvars.Context | None = None
+    ) -> None:
+        if self._waiter.graph.tracing:
+            self._waiter.deps.setdefault(self._target.name)  # a wait, as in the C engine
+        loop = self.get_loop()
+        if self.done():
+            loop.call_soon(fn, self, context=context)
+            return
+        future: asyncio.Future[None] = loop.create_future()
+        self._target.waiters.append(future)
+
+        def relay(_: object) -> None:
+            fn(self)
+
+        future.add_done_callback(relay, context=context)
+        self._callbacks.append((fn, relay, future))
+
+    def remove_done_callback(self, fn: Callable[..., Any]) -> int:
+        kept = []
+        for entry in self._callbacks:
+            if entry[0] == fn:
+                entry[2].remove_done_callback(entry[1])
+                try:
+                    self._target.waiters.remove(entry[2])
+                except ValueError:
+                    pass
+            else:
+                kept.append(entry)
+        removed = len(self._callbacks) - len(kept)
+        self._callbacks[:] = kept
+        return removed
 
 
 def _find_cycle(waiter: _Node, target: _Node) -> list[str] | None:

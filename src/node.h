@@ -830,6 +830,50 @@ future_on_loop(mod_state *st, PyObject *fut, PyObject *loop)
     return same;
 }
 
+/* Wait for `fut`, a future that asked the task to block on it, as
+ * Task.__step does: check its loop, take the blocking flag back, and ask
+ * for the node's wakeup when it is done.  0 or -1 (then nothing waits). */
+static int
+node_wait_for_future(NodeObject *node, PyObject *fut)
+{
+    GraphObject *g = node->graph;
+    mod_state *st = g->state;
+    /* As asyncio.Task: a future of another loop would wake the node on
+     * that loop's thread. */
+    int same = future_on_loop(st, fut, g->loop);
+    if (same < 0) {
+        return -1;
+    }
+    if (!same) {
+        PyErr_Format(PyExc_RuntimeError, "Task %R got Future %R attached to a different loop",
+                     (PyObject *)node, fut);
+        return -1;
+    }
+    if (PyObject_SetAttr(fut, st->s_blocking, Py_False) < 0) {
+        return -1;
+    }
+    PyObject *wakeup = node_get_wakeup(node);
+    if (wakeup == NULL) {
+        return -1;
+    }
+    /* The wakeup runs in the graph's callback context, never in the node's
+     * own: stepping the node enters that one. */
+    if (g->cb_context == NULL) {
+        g->cb_context = PyContext_New();
+        if (g->cb_context == NULL) {
+            return -1;
+        }
+    }
+    PyObject *args[3] = {fut, wakeup, g->cb_context};
+    PyObject *r = PyObject_VectorcallMethod(st->s_add_done_callback, args, 2, st->kw_context);
+    if (r == NULL) {
+        return -1;
+    }
+    Py_DECREF(r);
+    Py_XSETREF(node->fut_waiter, Py_NewRef(fut));
+    return 0;
+}
+
 static int
 node_handle_yield(NodeObject *node, PyObject *yielded)
 {
@@ -863,7 +907,7 @@ node_handle_yield(NodeObject *node, PyObject *yielded)
     PyObject *blocking = PyObject_GetAttr(yielded, st->s_blocking);
     if (blocking == NULL) {
         if (!PyErr_ExceptionMatches(PyExc_AttributeError)) {
-            return -1;
+            goto task_fails;
         }
         PyErr_Clear();
     }
@@ -871,54 +915,24 @@ node_handle_yield(NodeObject *node, PyObject *yielded)
         int is_blocking = PyObject_IsTrue(blocking);
         Py_DECREF(blocking);
         if (is_blocking < 0) {
-            return -1;
+            goto task_fails;
         }
         if (is_blocking) {
-            /* As asyncio.Task: a future of another loop would wake the node
-             * on that loop's thread. */
-            int same = future_on_loop(st, yielded, g->loop);
-            if (same < 0) {
-                return -1;
+            if (node_wait_for_future(node, yielded) < 0) {
+                goto task_fails;
             }
-            if (!same) {
-                PyObject *e = PyObject_CallFunction(
-                    PyExc_RuntimeError, "N",
-                    PyUnicode_FromFormat("Task %R got Future %R attached to a different loop",
-                                         (PyObject *)node, yielded));
-                return e == NULL ? -1 : node_resume_soon(node, e);
-            }
-            if (PyObject_SetAttr(yielded, st->s_blocking, Py_False) < 0) {
-                return -1;
-            }
-            PyObject *wakeup = node_get_wakeup(node);
-            if (wakeup == NULL) {
-                return -1;
-            }
-            /* The wakeup runs in the graph's callback context, never in the
-             * node's own: stepping the node enters that one. */
-            if (g->cb_context == NULL) {
-                g->cb_context = PyContext_New();
-                if (g->cb_context == NULL) {
-                    return -1;
-                }
-            }
-            PyObject *args[3] = {yielded, wakeup, g->cb_context};
-            PyObject *r = PyObject_VectorcallMethod(
-                st->s_add_done_callback, args, 2, st->kw_context);
-            if (r == NULL) {
-                return -1;
-            }
-            Py_DECREF(r);
-            Py_XSETREF(node->fut_waiter, Py_NewRef(yielded));
             if (node->must_cancel) {
                 PyObject *cr = node->cancel_msg
                     ? PyObject_CallMethodOneArg(yielded, st->s_cancel, node->cancel_msg)
                     : PyObject_CallMethodNoArgs(yielded, st->s_cancel);
-                if (cr == NULL) {
-                    return -1;
+                int ok = cr == NULL ? -1 : PyObject_IsTrue(cr);
+                Py_XDECREF(cr);
+                if (ok < 0) {
+                    /* Its done callback, when it comes, finds another
+                     * fut_waiter and is ignored (node_wakeup_impl). */
+                    Py_CLEAR(node->fut_waiter);
+                    goto task_fails;
                 }
-                int ok = PyObject_IsTrue(cr);
-                Py_DECREF(cr);
                 if (ok > 0) {
                     node->must_cancel = 0;
                 }
@@ -935,14 +949,23 @@ node_handle_yield(NodeObject *node, PyObject *yielded)
     Py_XDECREF(blocking);
     PyObject *err = PyUnicode_FromFormat("Task got bad yield: %R", yielded);
     if (err == NULL) {
-        return -1;
+        goto task_fails;
     }
     PyObject *e = PyObject_CallOneArg(PyExc_RuntimeError, err);
     Py_DECREF(err);
     if (e == NULL) {
-        return -1;
+        goto task_fails;
     }
     return node_resume_soon(node, e);
+
+task_fails:
+    /* The yielded object broke the future protocol: its
+     * `_asyncio_future_blocking`, get_loop(), add_done_callback() or
+     * cancel() raised.  asyncio.Task hands such an error to the loop's
+     * exception handler and never finishes; here the task fails with it,
+     * thrown in at its await as a bad yield is, and the call goes on by its
+     * usual rules. */
+    return node_resume_soon(node, ba_fetch_exc());
 }
 
 /* Task.cancel() semantics.  Returns 1 if a cancellation was requested, 0 if
@@ -1001,9 +1024,10 @@ node_wakeup_impl(PyObject *self, PyObject *fut)
         Py_RETURN_NONE; /* finished, or its call was abandoned */
     }
     if (fut != Py_None) {
-        if (node->fut_waiter == fut) {
-            Py_CLEAR(node->fut_waiter);
+        if (node->fut_waiter != fut) {
+            Py_RETURN_NONE; /* a wait the node gave up (node_handle_yield) */
         }
+        Py_CLEAR(node->fut_waiter);
         /* As Task.__wakeup: throw the future's exception in, else send. */
         PyObject *r = PyObject_CallMethodNoArgs(fut, st->s_result);
         if (r == NULL) {

@@ -118,8 +118,12 @@ context_sibling(ContextObject *self, PyObject *name)
      * makes it the next one instead of allocating. */
     SiblingObject *s = (SiblingObject *)self->spare;
     if (s != NULL && Py_REFCNT(s) == 1 && s->weakreflist == NULL) {
-        /* Nobody holds it, so it cannot be registered anywhere. */
-        BA_ASSERT(s->state != SIB_BLOCKED && !s->parked && s->waiter == node);
+        /* Nobody holds it, so it cannot be registered anywhere.  Its last
+         * wait may have counted for another task (sibling_take_awaiter). */
+        BA_ASSERT(s->state != SIB_BLOCKED && !s->parked);
+        if (s->waiter != node) {
+            Py_SETREF(s->waiter, (NodeObject *)Py_NewRef(node));
+        }
         sibling_start(s, target);
         return Py_NewRef(s);
     }

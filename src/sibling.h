@@ -379,6 +379,20 @@ sibling_note_foreign_wait(SiblingObject *s)
     }
 }
 
+/* A wait counts for the task that awaits, which need not be the one that
+ * took `self.x`: a task may hand the awaitable to a sibling.  The awaiting
+ * task is the node the graph is stepping when the wait starts (what
+ * asyncio.current_task() returns there).  Awaited outside the graph's
+ * steps (in a task of the user's own), the wait stays with its maker. */
+static inline void
+sibling_take_awaiter(SiblingObject *s)
+{
+    GraphObject *g = s->waiter->graph;
+    if (g != NULL && g->current != NULL && g->current != s->waiter) {
+        Py_SETREF(s->waiter, (NodeObject *)Py_NewRef(g->current));
+    }
+}
+
 static PySendResult
 sibling_am_send(PyObject *self, PyObject *arg, PyObject **result)
 {
@@ -386,6 +400,7 @@ sibling_am_send(PyObject *self, PyObject *arg, PyObject **result)
     (void)arg;
     switch (s->state) {
     case SIB_INIT:
+        sibling_take_awaiter(s);
         if (s->waiter->graph != NULL && s->waiter->graph->report != NULL) {
             sibling_note_dep(s);
         }
@@ -520,6 +535,27 @@ sibling_send(PyObject *self, PyObject *arg)
     PyObject *result;
     PySendResult r = sibling_am_send(self, arg, &result);
     return send_result_to_iter(r, result, 0);
+}
+
+/* `send` is served here rather than from the type's dict.  A type whose
+ * dict has __await__, send, throw and close is a coroutine to
+ * collections.abc.Coroutine, so to asyncio.iscoroutine(), and
+ * asyncio.wait() refuses coroutines.  To asyncio a sibling is a future (as
+ * the pure engine's is): asyncio.wait([self.a, self.b]) takes it.  The
+ * interpreter's own await never looks `send` up (am_send, tp_iternext). */
+static PyMethodDef sibling_send_def = {"send", (PyCFunction)sibling_send, METH_O, NULL};
+
+static PyObject *
+sibling_getattro(PyObject *self, PyObject *name)
+{
+    PyObject *attr = PyObject_GenericGetAttr(self, name);
+    if (attr == NULL && PyUnicode_Check(name) &&
+        PyUnicode_CompareWithASCIIString(name, "send") == 0 &&
+        PyErr_ExceptionMatches(PyExc_AttributeError)) {
+        PyErr_Clear();
+        attr = PyCFunction_New(&sibling_send_def, self);
+    }
+    return attr;
 }
 
 static PyObject *
@@ -867,7 +903,6 @@ sibling_dealloc(SiblingObject *self)
 }
 
 static PyMethodDef sibling_methods[] = {
-    {"send", (PyCFunction)sibling_send, METH_O, NULL},
     {"throw", (PyCFunction)(void (*)(void))sibling_throw, METH_FASTCALL, NULL},
     {"close", (PyCFunction)sibling_close, METH_NOARGS, NULL},
     {"done", (PyCFunction)sibling_done, METH_NOARGS, "True once the sibling finished."},
@@ -906,6 +941,7 @@ static PyType_Slot sibling_slots[] = {
     {Py_tp_getset, sibling_getset},
     {Py_tp_members, sibling_members},
     {Py_tp_repr, sibling_repr},
+    {Py_tp_getattro, sibling_getattro},
     {Py_tp_iter, sibling_await},
     {Py_tp_iternext, sibling_iternext},
     {Py_am_await, sibling_await},

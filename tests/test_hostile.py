@@ -1827,3 +1827,269 @@ async def test_an_awaitable_yielding_a_bad_value_fails_with_asyncios_words(ba, m
     else:
         with pytest.raises(RuntimeError, match=r"^Task got bad yield: 1$"):
             await run(call(ba, mode)(tasks))
+
+
+# -- yielded objects that break the future protocol (issue 14, items 4 and 5) ------------------
+
+
+class _BlockingRaises:
+    """Yields itself; reading its _asyncio_future_blocking raises."""
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+    @property
+    def _asyncio_future_blocking(self) -> bool:
+        raise self.error
+
+    def __await__(self) -> Any:
+        yield self
+
+
+class _CallbackRaises:
+    """A future-like object that asks to block, then refuses the callback."""
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+        self._asyncio_future_blocking = False
+        self._loop = asyncio.get_running_loop()
+
+    def get_loop(self) -> asyncio.AbstractEventLoop:
+        return self._loop
+
+    def add_done_callback(self, fn: Any, *, context: Any = None) -> None:
+        raise self.error
+
+    def cancel(self, msg: Any = None) -> bool:
+        return False
+
+    def done(self) -> bool:
+        return False
+
+    def __await__(self) -> Any:
+        self._asyncio_future_blocking = True
+        yield self
+        return "never"
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("breaker", ["blocking", "callback"])
+@pytest.mark.parametrize("first", [True, False], ids=["at-start", "later"])
+async def test_a_yield_that_breaks_the_future_protocol_fails_its_task(ba, mode, breaker, first):
+    """A yielded object whose _asyncio_future_blocking or add_done_callback()
+    raises fails its task with that error (asyncio.Task would log it and never
+    finish); the call follows its usual rules: in all and flow the others are
+    cancelled, see the signal aborted, and finish before the call returns."""
+    error = LookupError(f"broken {breaker}")
+    cleaned: list[bool] = []
+
+    async def broken() -> Any:
+        if not first:
+            await asyncio.sleep(0)
+        if breaker == "blocking":
+            return await _BlockingRaises(error)
+        return await _CallbackRaises(error)
+
+    async def slow(self: Any) -> str:
+        try:
+            await asyncio.sleep(0.2)
+        finally:
+            cleaned.append(self._signal.aborted)
+        return "slow"
+
+    tasks = {"broken": broken, "slow": slow}
+    if mode == "all_settled":
+        r = await run(ba.all_settled(tasks))
+        assert r["broken"] == ba.Settled.rejected(error)
+        assert r["slow"] == ba.Settled.fulfilled("slow")
+        assert cleaned == [False]
+    else:
+        with pytest.raises(LookupError) as info:
+            await run(call(ba, mode)(tasks))
+        assert info.value is error
+        # slow ran (the error comes at a loop turn, as a bad yield's does),
+        # was cancelled, and finished before the call returned
+        assert cleaned == [True]
+
+
+async def test_a_task_may_catch_the_error_of_a_broken_yield(ba):
+    """The error is thrown in at the await, so the task can handle it."""
+
+    async def careful() -> str:
+        try:
+            await _CallbackRaises(KeyError("no callbacks"))
+        except KeyError as exc:
+            return f"recovered from {exc}"
+        return "not reached"
+
+    r = await run(ba.all({"careful": careful}))
+    assert r == {"careful": "recovered from 'no callbacks'"}
+
+
+async def test_a_subclassed_asyncio_future_is_awaited_as_asyncio_does(ba):
+    """asyncio's own futures and their subclasses (gather's, a task of a
+    subclass) still go to asyncio as they are: results, errors and
+    cancellation as in an asyncio.Task."""
+
+    class MyFuture(asyncio.Future):  # type: ignore[type-arg]
+        pass
+
+    async def sub() -> int:
+        fut = MyFuture()
+        asyncio.get_running_loop().call_later(0.01, fut.set_result, 7)
+        return await fut
+
+    async def gathered() -> list[int]:
+        async def one(i: int) -> int:
+            await asyncio.sleep(0.01)
+            return i
+
+        return await asyncio.gather(one(1), one(2))
+
+    r = await run(ba.all({"sub": sub, "gathered": gathered}))
+    assert r == {"sub": 7, "gathered": [1, 2]}
+
+
+# -- a wait counts for the task that awaits (issue 14, item 6) ---------------------------------
+
+
+async def test_a_handed_over_awaitable_counts_for_the_task_that_awaits_it(ba):
+    """x takes self.y and hands it to z, which awaits it; y then awaits x.
+    No task waits for itself: no CycleError, and the trace shows each wait
+    where it was made (z on y, y on x)."""
+    shared: list[Any] = []
+    traces: list[Any] = []
+
+    async def x(self: Any) -> str:
+        shared.append(self.y)
+        await asyncio.sleep(0.1)
+        return "x"
+
+    async def z() -> str:
+        await asyncio.sleep(0.02)
+        return "z saw " + await shared[0]
+
+    async def y(self: Any) -> str:
+        await asyncio.sleep(0.05)
+        return "y+" + await self.x
+
+    r = await run(ba.all({"x": x, "z": z, "y": y}, debug=traces.append))
+    assert r == {"x": "x", "z": "z saw y+x", "y": "y+x"}
+    deps = {name: t.deps for name, t in traces[0].tasks.items()}
+    assert deps == {"x": (), "z": ("y",), "y": ("x",)}
+    assert traces[0].tasks["z"].waits and not traces[0].tasks["x"].waits
+
+
+async def test_a_real_cycle_through_a_handed_over_awaitable_is_found(ba):
+    """p hands over self.q; r awaits it (r waits on q) while q awaits r: a
+    real cycle, reported in the task that closes it, naming q and r."""
+    box: list[Any] = []
+
+    async def p(self: Any) -> int:
+        box.append(self.q)
+        return 1
+
+    async def q(self: Any) -> int:
+        await asyncio.sleep(0.05)
+        return await self.r
+
+    async def r(self: Any) -> int:
+        await asyncio.sleep(0.01)
+        return await box[0]
+
+    with pytest.raises(ba.CycleError) as info:
+        await run(ba.all({"p": p, "q": q, "r": r}))
+    assert info.value.cycle == ("q", "r", "q")
+
+
+# -- asyncio.wait and odd names (issue 14, item 7) ----------------------------------------------
+
+
+async def test_asyncio_wait_takes_siblings(ba):
+    """asyncio.wait() takes sibling awaitables as it takes futures, on both
+    engines: FIRST_COMPLETED gives the finished one, the result is read with
+    result() or await, and the pending one is still awaited normally."""
+
+    async def fast() -> str:
+        await asyncio.sleep(0.01)
+        return "fast"
+
+    async def slow() -> str:
+        await asyncio.sleep(0.2)
+        return "slow"
+
+    async def race(self: Any) -> tuple:
+        a, b = self.fast, self.slow
+        done, pending = await asyncio.wait([a, b], return_when=asyncio.FIRST_COMPLETED)
+        assert done == {a} and pending == {b}
+        assert a.done() and not a.cancelled() and a.exception() is None
+        first = a.result()
+        return first, await a, await b
+
+    r = await run(ba.all({"fast": fast, "slow": slow, "race": race}))
+    assert r["race"] == ("fast", "fast", "slow")
+
+
+async def test_asyncio_wait_sees_a_failed_sibling(ba):
+    """FIRST_EXCEPTION stops at a failed sibling; its exception() is the error."""
+    error = ValueError("bad")
+
+    async def bad() -> None:
+        await asyncio.sleep(0.01)
+        raise error
+
+    async def slow() -> str:
+        await asyncio.sleep(0.2)
+        return "slow"
+
+    async def watch(self: Any) -> Any:
+        done, _ = await asyncio.wait([self.bad, self.slow], return_when=asyncio.FIRST_EXCEPTION)
+        (failed,) = done
+        return failed.exception()
+
+    r = await run(ba.all_settled({"bad": bad, "slow": slow, "watch": watch}))
+    assert r["watch"] == ba.Settled.fulfilled(error)
+
+
+async def test_a_sibling_awaitable_is_not_a_coroutine(ba):
+    """To asyncio a sibling awaitable is awaitable but not a coroutine, on
+    both engines (asyncio.wait() refuses coroutines); its iterator can still
+    be driven by hand with send(None)."""
+    seen: list[Any] = []
+
+    async def look(self: Any) -> int:
+        aw = self.a
+        seen.append((asyncio.iscoroutine(aw), hasattr(aw, "__await__")))
+        it = aw.__await__()
+        try:
+            it.send(None)
+        except StopIteration as stop:
+            return stop.value
+        raise AssertionError("a finished sibling's awaitable returns at once")
+
+    r = await run(ba.all({"a": lambda: 41, "look": look}))
+    assert r["look"] == 41
+    assert seen == [(False, True)]
+
+
+class _ConstantHash(str):
+    def __hash__(self) -> int:
+        return 1
+
+
+@pytest.mark.parametrize("where", ["key", "lookup"])
+async def test_a_str_subclass_name_that_hashes_unlike_str_is_explained(ba, where):
+    """A name whose text matches a task's but whose hash does not (a str
+    subclass with its own __hash__) is reported as such, not as "unknown
+    task 'a' (did you mean 'a'?)"."""
+    key = _ConstantHash("a") if where == "key" else "a"
+    lookup = "a" if where == "key" else _ConstantHash("a")
+
+    async def user(self: Any) -> Any:
+        return await self[lookup]
+
+    with pytest.raises(ba.UnknownTaskError) as info:
+        await run(ba.all({key: lambda: 1, "user": user}))
+    message = str(info.value)
+    assert "did you mean" not in message
+    assert "_ConstantHash" in message and "plain str" in message
