@@ -329,8 +329,11 @@ class _Graph:
         self._cancel_running(except_node)
 
     def _cancel_running(self, except_node: _Node | None = None) -> None:
+        # Each task is cancelled once, as asyncio.TaskGroup cancels its
+        # children: one cancelled already is left to its clean-up, whatever
+        # happens to the call meanwhile (another cancel, a timeout, ...).
         for node in self.nodes.values():
-            if node.state == DONE or node is except_node:
+            if node.state == DONE or node is except_node or node.cancelled_by_graph:
                 continue
             node.cancelled_by_graph = True
             if node.state == PENDING:
@@ -381,8 +384,8 @@ class _Graph:
         if not self.decided:
             self._decide(exc)
         else:
-            # Cancelled again: pass it on to tasks that are still running
-            # (they may have swallowed the first cancellation).
+            # Cancelled again: only a task the graph has not cancelled yet
+            # (a flow's winner that swallowed its FlowEnd) is cancelled now.
             self._cancel_running()
 
     # -- a task finishing --------------------------------------------------

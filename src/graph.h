@@ -249,14 +249,18 @@ graph_get_signal(GraphObject *g)
 }
 
 /* Cancel every node still running (but `except`); nodes not started yet
- * are finished as cancelled without ever being called. */
+ * are finished as cancelled without ever being called.  Each node is
+ * cancelled once, as asyncio.TaskGroup cancels its children: one the graph
+ * has cancelled already is left to its clean-up (an `except
+ * CancelledError:` or `finally:` that awaits), whatever happens to the
+ * call meanwhile (the caller cancelled again, a timeout, a late failure). */
 static int
 graph_cancel_running(GraphObject *g, NodeObject *except)
 {
     int rc = 0;
     for (Py_ssize_t i = 0; i < g->n; i++) {
         NodeObject *node = g->nodes[i];
-        if (node->state == NODE_DONE || node == except) {
+        if (node->state == NODE_DONE || node == except || node->cancelled_by_graph) {
             continue;
         }
         node->cancelled_by_graph = 1;
@@ -861,8 +865,9 @@ graph_throw(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         rc = graph_decide(g, exc, NULL);
     }
     else {
-        /* Cancelled again: pass it on to tasks still running (they may
-         * have swallowed the first cancellation). */
+        /* Cancelled again: the tasks the graph has cancelled already are
+         * not cancelled twice (graph_cancel_running); one it has not (a
+         * flow's winner that swallowed its FlowEnd) is cancelled now. */
         rc = graph_cancel_running(g, NULL);
     }
     Py_DECREF(exc);

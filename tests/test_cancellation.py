@@ -164,6 +164,9 @@ async def test_caller_cancelled_twice_still_waits_for_cleanup(ba, mode):
         await asyncio.wait_for(asyncio.shield(task), LIMIT)
     assert "cleaned" in snapshot
     assert snapshot[-1] == "cleaned"
+    # The graph cancels each task once: the second cancel of the caller
+    # never reached the clean-up.
+    assert "cancelled again" not in snapshot
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -1001,3 +1004,180 @@ async def test_tasks_start_in_mapping_order_until_first_suspension(ba):
 
     await ba.all({"c": make("c"), "a": make("a"), "b": make("b")})
     assert log[:3] == [("c", "start"), ("a", "start"), ("b", "start")]
+
+
+# -- each task is cancelled once (issue 15) ---------------------------------------------------
+
+
+def _cleaning_tasks(log: list, turns: int = 2, n: int = 3) -> dict:
+    """n tasks that each wait on a future and, when cancelled, clean up over
+    `turns` loop turns (closing a connection, rolling back) and re-raise."""
+
+    def make(name: str):
+        async def task(self):
+            try:
+                await asyncio.get_running_loop().create_future()
+            except asyncio.CancelledError:
+                log.append(f"{name} cancelled")
+                for _ in range(turns):
+                    await asyncio.sleep(0)
+                log.append(f"{name} cleaned")
+                raise
+
+        return task
+
+    return {f"t{i}": make(f"t{i}") for i in range(n)}
+
+
+def _cleaned(log: list, n: int = 3) -> None:
+    for i in range(n):
+        assert log.count(f"t{i} cancelled") == 1, log
+        assert f"t{i} cleaned" in log, log
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("gap", [0, 1], ids=["same-turn", "next-turn"])
+async def test_a_second_caller_cancel_does_not_cut_the_clean_up_short(ba, mode, gap):
+    """The caller is cancelled, then again (in the same loop turn, or the next
+    one) while the tasks clean up: each task is cancelled once and its
+    clean-up runs to its end; the call then raises CancelledError."""
+    log: list = []
+    loop = asyncio.get_running_loop()
+    task = asyncio.create_task(call(ba, mode)(_cleaning_tasks(log)))
+    await asyncio.sleep(0.02)
+    task.cancel()
+    if gap:
+        loop.call_soon(task.cancel)
+    else:
+        task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(asyncio.shield(task), LIMIT)
+    assert task.cancelled()
+    _cleaned(log)
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_a_caller_cancelled_on_every_turn_of_the_clean_up(ba, mode):
+    """Cancels that keep coming while the tasks clean up change nothing."""
+    log: list = []
+    task = asyncio.create_task(call(ba, mode)(_cleaning_tasks(log, turns=5)))
+    await asyncio.sleep(0.02)
+    for _ in range(8):
+        task.cancel()
+        await asyncio.sleep(0)
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(asyncio.shield(task), LIMIT)
+    _cleaned(log)
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_a_timeout_expiring_during_the_clean_up_cancels_nobody_again(ba, mode):
+    """The caller is cancelled; the call's own timeout= expires while the tasks
+    clean up: no task is cancelled again, and the call raises CancelledError
+    (the caller's cancellation came first)."""
+    log: list = []
+
+    def slow_cleaner(name: str):
+        async def task(self):
+            try:
+                await asyncio.sleep(10)
+            except asyncio.CancelledError:
+                log.append(f"{name} cancelled")
+                try:
+                    await asyncio.sleep(0.1)  # the deadline passes meanwhile
+                except asyncio.CancelledError:
+                    log.append(f"{name} cancelled again")
+                    raise
+                log.append(f"{name} cleaned")
+                raise
+
+        return task
+
+    tasks = {f"t{i}": slow_cleaner(f"t{i}") for i in range(3)}
+    task = asyncio.create_task(call(ba, mode)(tasks, timeout=0.08))
+    await asyncio.sleep(0.02)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(asyncio.shield(task), LIMIT)
+    assert not [entry for entry in log if "again" in entry], log
+    _cleaned(log)
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_a_caller_cancel_during_the_clean_up_after_a_timeout(ba, mode):
+    """timeout= expires and the tasks clean up; the caller is cancelled
+    meanwhile: the clean-ups still run to their end, and the caller's
+    cancellation is not lost (CancelledError)."""
+    log: list = []
+    task = asyncio.create_task(call(ba, mode)(_cleaning_tasks(log, turns=4), timeout=0.03))
+    await asyncio.sleep(0.03)
+    while not log:  # the deadline has passed and the clean-ups have begun
+        await asyncio.sleep(0)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(asyncio.shield(task), LIMIT)
+    _cleaned(log)
+
+
+@pytest.mark.parametrize("mode", ["all", "flow"])
+async def test_a_failure_or_an_end_during_the_clean_up_cancels_nobody_again(ba, mode):
+    """The caller is cancelled; while the tasks clean up, one fails and (in
+    flow) one calls _end: neither is a reason to cancel the others again, and
+    the call still raises CancelledError."""
+    log: list = []
+    tasks = _cleaning_tasks(log, turns=4)
+
+    async def fails_in_clean_up(self):
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            await asyncio.sleep(0)
+            raise ValueError("failed while cleaning up") from None
+
+    async def ends_in_clean_up(self):
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            await asyncio.sleep(0)
+            if mode == "flow":
+                self._end("too late")
+            raise
+
+    tasks["fails"] = fails_in_clean_up
+    tasks["ends"] = ends_in_clean_up
+    task = asyncio.create_task(call(ba, mode)(tasks))
+    await asyncio.sleep(0.02)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(asyncio.shield(task), LIMIT)
+    _cleaned(log)
+
+
+async def test_an_outer_timeout_around_the_call_still_works(ba):
+    """asyncio.timeout() around the call: the tasks clean up to their end, the
+    timeout raises TimeoutError, and the caller's cancelling() count is back
+    to zero, as asyncio expects."""
+    log: list = []
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.03):
+            await ba.all(_cleaning_tasks(log))
+    _cleaned(log)
+    assert asyncio.current_task().cancelling() == 0
+
+
+async def test_an_outer_task_group_cancels_the_call_once(ba):
+    """A sibling in a TaskGroup fails: the group cancels the task running the
+    call (and may cancel it again); the graph's tasks clean up to their end
+    and the group raises the sibling's error."""
+    log: list = []
+
+    async def failing():
+        await asyncio.sleep(0.02)
+        raise KeyError("sibling failed")
+
+    with pytest.raises(ExceptionGroup) as info:
+        async with asyncio.TaskGroup() as group:
+            group.create_task(ba.all(_cleaning_tasks(log, turns=4)))
+            group.create_task(failing())
+    assert [type(e) for e in info.value.exceptions] == [KeyError]
+    _cleaned(log)

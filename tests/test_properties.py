@@ -142,6 +142,9 @@ class Case:
     tasks: tuple[TaskDesc, ...]
     timeout: float | None = None  # ticks (half ticks)
     cancel_at: float | None = None  # ticks (half ticks) after the call starts
+    # The caller is cancelled once more, a loop turn after cancel_at, while the
+    # tasks clean up: the graph must not pass it on (it cancels each task once).
+    again: bool = False
     debug: str = "off"  # "off" | "trace" (debug=callable) | "print" (debug=True)
 
     def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
@@ -151,7 +154,7 @@ class Case:
     def __repr__(self) -> str:
         lines = [
             f"Case(mode={self.mode!r}, timeout={self.timeout!r},"
-            f" cancel_at={self.cancel_at!r}, debug={self.debug!r}, tasks=["
+            f" cancel_at={self.cancel_at!r}, again={self.again!r}, debug={self.debug!r}, tasks=["
         ]
         lines += [f"    {t!r}," for t in self.tasks]
         lines.append("])")
@@ -642,7 +645,12 @@ def cases(draw: st.DrawFn, real_loop: bool = False, gather: bool = True) -> Case
             free_end = int(_expect(case).free_end)
             at = draw(st.integers(0, free_end + 1)) + 0.5
             case = dataclasses.replace(
-                case, **({"timeout": at} if control == "timeout" else {"cancel_at": at})
+                case,
+                **(
+                    {"timeout": at}
+                    if control == "timeout"
+                    else {"cancel_at": at, "again": draw(st.booleans())}
+                ),
             )
     debug = draw(st.sampled_from(("off",) * 4 + ("trace", "print")))
     return dataclasses.replace(case, debug=debug)
@@ -727,6 +735,7 @@ class Observed:
     entered: list = dataclasses.field(default_factory=list)
     exited_at_return: list = dataclasses.field(default_factory=list)
     cancel_seen: list = dataclasses.field(default_factory=list)
+    cleaned: list = dataclasses.field(default_factory=list)  # clean-ups run to their end
     pending: list = dataclasses.field(default_factory=list)
     traces: list = dataclasses.field(default_factory=list)
     stderr: str = ""
@@ -839,6 +848,12 @@ def _make_task(td: TaskDesc, rec: _Recorder, ba: Any) -> Any:
             return final(self, acc)
         except asyncio.CancelledError:
             obs.cancel_seen.append((name, self._signal.aborted, self._signal.reason))
+            # A clean-up that awaits (closing a connection): no time passes,
+            # but it spans loop turns, during which the caller may be
+            # cancelled again (Case.again).
+            await asyncio.sleep(0)
+            await asyncio.sleep(0)
+            obs.cleaned.append(name)
             raise
         finally:
             rec.exited.append(name)
@@ -871,7 +886,13 @@ async def _main(ba: Any, case: Case, tasks: dict, rec: _Recorder) -> None:
     task = asyncio.create_task(caller())
     handle = None
     if case.cancel_at is not None:
-        handle = loop.call_at(t0 + case.cancel_at * TICK, task.cancel)
+
+        def cancel() -> None:
+            task.cancel()
+            if case.again:
+                loop.call_soon(task.cancel)
+
+        handle = loop.call_at(t0 + case.cancel_at * TICK, cancel)
     # A hang (nothing left to run, no timer) stops the loop at once: _Hang.
     await asyncio.wait([task])
     obs.elapsed = loop.time() - t0
@@ -967,6 +988,9 @@ def _check_hygiene(case: Case, obs: Observed, exp: Expected) -> None:
 def _check_cancellations(obs: Observed, exp: Expected, ba: Any, rec: _Recorder) -> None:
     seen = {n for n, _, _ in obs.cancel_seen}
     assert len(seen) == len(obs.cancel_seen), f"cancelled twice: {obs.cancel_seen}"
+    # Each task is cancelled once: its clean-up runs to its end, also when
+    # the caller is cancelled again meanwhile.
+    assert sorted(obs.cleaned) == sorted(seen), f"clean-up cut short: {seen - set(obs.cleaned)}"
     missing = exp.must_cancel - seen
     assert not missing, f"running when the outcome was decided but never cancelled: {missing}"
     extra = seen - exp.may_cancel
@@ -1088,7 +1112,10 @@ def test_random_graph_matches_model(ba: Any, case: Case) -> None:
             assert observed in exp.candidates, _describe(exp, observed)
             assert obs.elapsed == exp.end_ticks * TICK
         return
-    event(f"control: timeout={case.timeout is not None}, cancel={case.cancel_at is not None}")
+    event(
+        f"control: timeout={case.timeout is not None}, cancel={case.cancel_at is not None},"
+        f" again={case.again}"
+    )
     event(f"outcome: {observed[0]}" + (" (decided during the start)" if exp.start_decided else ""))
     assert observed == exp.outcome, _describe(exp, observed)
     assert obs.entered == list(exp.entered), f"tasks started: {obs.entered}, expected {exp.entered}"
