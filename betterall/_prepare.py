@@ -9,6 +9,7 @@ mapping's order.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+import functools
 import inspect
 import math
 import numbers
@@ -34,9 +35,6 @@ __all__ = (
 #: shares, and the dict subclass the result is made as (``None``: dict).
 Bind = tuple[type, dict[str, Any], "type | None"]
 
-# Flags of a code object that declares *args or **kwargs.
-_CO_VARIADIC = inspect.CO_VARARGS | inspect.CO_VARKEYWORDS
-
 
 class Spec(NamedTuple):
     name: str
@@ -45,31 +43,44 @@ class Spec(NamedTuple):
     in_task: bool  # run in a real asyncio.Task
 
 
-def _declares_no_parameter(code: types.CodeType, implicit: int) -> bool:
-    return (
-        code.co_argcount == implicit
-        and code.co_kwonlyargcount == 0
-        and not code.co_flags & _CO_VARIADIC
-    )
-
-
 def takes_no_arguments(fn: object) -> bool:
-    """True if ``fn`` is a Python function, lambda or bound method that
-    declares no parameter at all (not even a defaulted or ``*args`` one).
+    """The calling rule: True if ``fn`` is called with no argument.
 
-    Such a task is called with no argument; every other callable (classes,
-    builtins, ``functools.partial``, objects with ``__call__``) is called
-    with the task's context.  Only the code object is inspected, so the
-    check costs no more than reading two attributes.
+    That is a Python function (or lambda), a bound method of one, or a
+    ``functools.partial`` of either, that can be called with no argument at
+    all: every parameter that the method binding and the partial do not
+    fill has a default, or is ``*args`` / ``**kwargs``.  So ``lambda i=i:
+    fetch(i)`` and ``functools.partial(fetch, i)`` are called with none.
+    Every other callable (a class, a builtin, an object with ``__call__``)
+    gets the task's context.  Only code objects and defaults are read: no
+    user code runs.  The C engine applies the same rule to functions and
+    bound methods itself (src/graph.h, function_takes_no_arguments) and
+    hands partials to this function.
     """
-    tp = type(fn)
-    if tp is types.FunctionType:
-        return _declares_no_parameter(fn.__code__, 0)  # type: ignore[attr-defined]
-    if tp is types.MethodType:
-        func = fn.__func__  # type: ignore[attr-defined]
-        if type(func) is types.FunctionType:
-            return _declares_no_parameter(func.__code__, 1)
-    return False
+    given = 0  # positional arguments given already
+    keywords: frozenset[str] = frozenset()
+    target: Any = fn
+    while type(target) is functools.partial:
+        given += len(target.args)
+        keywords |= target.keywords.keys()
+        target = target.func
+    if type(target) is types.MethodType:
+        given += 1
+        target = target.__func__
+    if type(target) is not types.FunctionType:
+        return False
+    code = target.__code__
+    names = code.co_varnames
+    count = code.co_argcount
+    first_default = count - len(target.__defaults__ or ())
+    for i in range(given, first_default):
+        if i < code.co_posonlyargcount or names[i] not in keywords:
+            return False
+    kwdefaults = target.__kwdefaults__ or {}
+    return all(
+        name in kwdefaults or name in keywords
+        for name in names[count : count + code.co_kwonlyargcount]
+    )
 
 
 def _close_coroutines(tasks: Mapping[Any, Any]) -> None:

@@ -312,6 +312,9 @@ class _Graph:
             # class's context type, sharing the graph object's attributes.
             context_type, attributes, _ = bind
             for node in self.nodes.values():
+                if not node.spec.wants_context:
+                    # The class form's tasks are methods: they always get self.
+                    node.spec = node.spec._replace(wants_context=True)
                 context = context_type(node)
                 object.__setattr__(context, "__dict__", attributes)
                 node.context = context

@@ -194,6 +194,7 @@ module_exec(PyObject *module)
     IMPORT(check_timeout, "betterall._prepare", "check_timeout");
     IMPORT(check_debug, "betterall._prepare", "check_debug");
     IMPORT(check_bind, "betterall._prepare", "check_bind");
+    IMPORT(partial_type, "functools", "partial");
     IMPORT(in_task_coroutine, "betterall._support", "in_task_coroutine");
     IMPORT(TaskTrace, "betterall._trace", "TaskTrace");
     IMPORT(Trace, "betterall._trace", "Trace");
@@ -241,7 +242,7 @@ module_exec(PyObject *module)
     X(leave_task) X(current_task) X(Task) X(CancelledError) X(InvalidStateError)       \
     X(FlowEnd) X(CycleError) X(UnknownTaskError) X(Settled) X(Signal)          \
     X(InTask)                                                                  \
-    X(prepare) X(check_timeout) X(check_debug) X(check_bind)                  \
+    X(prepare) X(check_timeout) X(check_debug) X(check_bind) X(partial_type)  \
     X(in_task_coroutine)                                                       \
     X(TaskTrace) X(Trace) X(report) X(monotonic) X(s_add_done_callback)          \
     X(s_remove_done_callback) X(s_call_soon) X(s_call_later) X(s_create_future) \

@@ -1118,26 +1118,53 @@ static PyType_Spec graph_spec = {
 
 /* -- building a graph from the call's arguments ---------------------------- */
 
+/* The calling rule (API.md), as betterall._prepare.takes_no_arguments
+ * states it, for the two kinds of callables this fast path sees: a Python
+ * function (or lambda), and a bound method of one (`implicit` = 1: self is
+ * given).  1 if it can be called with no argument: every positional
+ * parameter after the given ones has a default, and so has every
+ * keyword-only one (*args and **kwargs need nothing).  -1 with an error.
+ * Anything else (a class, a builtin, an object with __call__) gets the
+ * context: 0.  functools.partial never reaches here (dict_is_plain). */
 static int
-declares_no_parameter(PyObject *code, int implicit)
+function_takes_no_arguments(PyObject *func, int implicit)
 {
-    PyCodeObject *co = (PyCodeObject *)code;
-    return co->co_argcount == implicit && co->co_kwonlyargcount == 0 &&
-           !(co->co_flags & (CO_VARARGS | CO_VARKEYWORDS));
+    PyCodeObject *co = (PyCodeObject *)PyFunction_GET_CODE(func);
+    PyObject *defaults = PyFunction_GET_DEFAULTS(func);
+    Py_ssize_t ndefaults = defaults != NULL ? PyTuple_GET_SIZE(defaults) : 0;
+    if (co->co_argcount - ndefaults > implicit) {
+        return 0;
+    }
+    if (co->co_kwonlyargcount == 0) {
+        return 1;
+    }
+    PyObject *kwdefaults = PyFunction_GET_KW_DEFAULTS(func);
+    if (kwdefaults == NULL || !PyDict_Check(kwdefaults)) {
+        return 0;
+    }
+    PyObject *names = PyCode_GetVarnames(co);
+    if (names == NULL) {
+        return -1;
+    }
+    int all_defaulted = 1;
+    for (int i = co->co_argcount; all_defaulted && i < co->co_argcount + co->co_kwonlyargcount;
+         i++) {
+        all_defaulted = PyDict_Contains(kwdefaults, PyTuple_GET_ITEM(names, i));
+    }
+    Py_DECREF(names);
+    return all_defaulted;
 }
 
-/* The calling convention: a Python function, lambda or bound method that
- * declares no parameter at all is called with none. */
 static int
 takes_no_arguments(PyObject *fn)
 {
     if (PyFunction_Check(fn)) {
-        return declares_no_parameter(PyFunction_GET_CODE(fn), 0);
+        return function_takes_no_arguments(fn, 0);
     }
     if (PyMethod_Check(fn)) {
         PyObject *func = PyMethod_GET_FUNCTION(fn);
         if (PyFunction_Check(func)) {
-            return declares_no_parameter(PyFunction_GET_CODE(func), 1);
+            return function_takes_no_arguments(func, 1);
         }
     }
     return 0;
@@ -1211,7 +1238,8 @@ dict_is_plain(mod_state *st, PyObject *tasks)
     while (PyDict_Next(tasks, &pos, &name, &fn)) {
         if (!PyUnicode_CheckExact(name) || PyUnicode_GET_LENGTH(name) == 0 ||
             PyUnicode_READ_CHAR(name, 0) == '_' || PyCoro_CheckExact(fn) ||
-            !PyCallable_Check(fn) || Py_IS_TYPE(fn, (PyTypeObject *)st->InTask)) {
+            !PyCallable_Check(fn) || Py_IS_TYPE(fn, (PyTypeObject *)st->InTask) ||
+            Py_IS_TYPE(fn, (PyTypeObject *)st->partial_type)) {
             return 0;
         }
     }
@@ -1347,9 +1375,12 @@ graph_new(mod_state *st, int mode, PyObject *tasks, PyObject *debug, PyObject *t
         Py_ssize_t pos = 0;
         PyObject *name, *fn;
         while (PyDict_Next(tasks, &pos, &name, &fn)) {
-            /* The check above ran no Python code, but calling nothing here
-             * either keeps the dict unchanged while we iterate. */
-            if (graph_add_node(g, name, fn, !takes_no_arguments(fn), 0) < 0) {
+            /* The check above ran no Python code, and neither does
+             * takes_no_arguments (bar a hostile __kwdefaults__ key), so
+             * the dict stays as it is while we iterate.  The class form's
+             * tasks are methods: they always get self. */
+            int none = bind != NULL ? 0 : takes_no_arguments(fn);
+            if (none < 0 || graph_add_node(g, name, fn, !none, 0) < 0) {
                 goto error;
             }
         }
@@ -1361,7 +1392,7 @@ graph_new(mod_state *st, int mode, PyObject *tasks, PyObject *debug, PyObject *t
             int in_task = PyObject_IsTrue(PyTuple_GET_ITEM(spec, 3));
             if (wants < 0 || in_task < 0 ||
                 graph_add_node(g, PyTuple_GET_ITEM(spec, 0), PyTuple_GET_ITEM(spec, 1),
-                               wants, in_task) < 0) {
+                               wants || bind != NULL, in_task) < 0) {
                 goto error;
             }
         }

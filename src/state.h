@@ -91,6 +91,7 @@ typedef struct {
     PyObject *check_timeout;
     PyObject *check_debug;
     PyObject *check_bind;
+    PyObject *partial_type; /* functools.partial: its calling rule is decided in Python */
     PyObject *in_task_coroutine;
     PyObject *TaskTrace;   /* a tuple subclass: see graph_report */
     PyObject *Trace;

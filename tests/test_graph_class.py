@@ -226,6 +226,30 @@ async def test_lambda_task(ba):
     assert await run(G(n=4).all()) == {"double": 8}
 
 
+async def test_tasks_that_could_be_called_with_none_still_get_self(ba):
+    """The dict form calls a function that needs no argument with none; the
+    class form's tasks are methods, so they always get self, also when self
+    has a default or comes through *args (with the in_task wrapper too)."""
+
+    class G(ba.Graph):
+        n: int
+
+        @ba.task
+        def defaulted(self=None):
+            return self.n
+
+        @ba.task
+        async def star(*args):
+            return args[0].n + 1
+
+        @ba.task
+        @ba.in_task
+        async def wrapped(self=None):
+            return self.n + 2
+
+    assert await run(G(n=1).all()) == {"defaulted": 1, "star": 2, "wrapped": 3}
+
+
 # -- inputs ---------------------------------------------------------------------------
 
 

@@ -1,9 +1,11 @@
 """Contract: bad input gets a clear error before any task starts; calling convention.
 
 API.md, "Bad input gets a clear error, before any task starts", the rows on
-``timeout``/``debug``, and "A task callable is called with one positional
-argument, its context ... unless it is a Python function, lambda or bound
-method that declares no parameters at all".
+``timeout``/``debug``, and the calling rule: "A task callable is called with
+one positional argument, its context, when it requires one. A Python
+function, lambda, bound method, or ``functools.partial`` of one, that can be
+called with no argument at all ... is called with none.  Any other callable
+... gets the context."
 """
 
 from __future__ import annotations
@@ -383,62 +385,79 @@ async def test_one_parameter_def_gets_context(ba):
     assert seen == {"sync": "sync", "coro": "coro"}
 
 
-async def test_defaulted_parameter_gets_context(ba):
-    """A function whose only parameter has a default is called with the context."""
+async def test_defaulted_parameter_is_called_with_none(ba):
+    """A function whose only parameter has a default can be called with no
+    argument: it is (the default stays)."""
 
-    def f(x=None):
+    def f(x="default"):
         return x
 
     r = await ba.all({"t": f})
-    assert r["t"] is not None
-    assert _is_context(r["t"], "t")
+    assert r == {"t": "default"}
 
 
-async def test_defaulted_lambda_gets_context(ba):
-    """A lambda with a defaulted parameter is called with the context."""
-    r = await ba.all({"t": lambda x="default": x})
-    assert r["t"] != "default"
-    assert _is_context(r["t"], "t")
+async def test_loop_idiom_lambda_is_called_with_none(ba):
+    """`lambda i=i: fetch(i)` in a comprehension gets its own i, not the
+    context (the bug that issue 16 reported: "item <betterall context ...>")."""
+
+    async def fetch(i):
+        await asyncio.sleep(0)
+        return f"item {i}"
+
+    r = await ba.all({f"item{i}": (lambda i=i: fetch(i)) for i in range(3)})
+    assert r == {"item0": "item 0", "item1": "item 1", "item2": "item 2"}
 
 
-async def test_star_args_gets_context(ba):
-    """A function with only *args receives the context as its single argument."""
+async def test_star_args_is_called_with_none(ba):
+    """A function with only *args and **kwargs needs no argument: it gets none."""
 
     def f(*args, **kwargs):
         return args, kwargs
 
-    r = await ba.all({"t": f})
-    args, kwargs = r["t"]
-    assert len(args) == 1
-    assert _is_context(args[0], "t")
-    assert kwargs == {}
+    assert await ba.all({"t": f}) == {"t": ((), {})}
 
 
-async def test_star_args_lambda_gets_context(ba):
-    """A lambda with *args receives the context."""
-    r = await ba.all({"t": lambda *a: a})
-    assert len(r["t"]) == 1
-    assert _is_context(r["t"][0], "t")
+async def test_star_args_lambda_is_called_with_none(ba):
+    """A lambda with *args gets no argument."""
+    assert await ba.all({"t": lambda *a: a}) == {"t": ()}
 
 
-async def test_kwargs_only_function_is_called_with_context(ba):
-    """A function with only **kwargs declares a parameter, so it gets the context (and fails)."""
+async def test_kwargs_only_function_is_called_with_none(ba):
+    """A function with only **kwargs gets no argument."""
 
     def f(**kwargs):
         return kwargs
 
-    with pytest.raises(TypeError):
-        await ba.all({"t": f})
+    assert await ba.all({"t": f}) == {"t": {}}
 
 
-async def test_keyword_only_function_is_called_with_context(ba):
-    """A function with only a keyword-only parameter gets the context positionally (and fails)."""
+async def test_defaulted_keyword_only_function_is_called_with_none(ba):
+    """A function with only a defaulted keyword-only parameter gets no argument."""
 
-    def f(*, flag=False):
+    def f(*, flag="kw"):
         return flag
 
-    with pytest.raises(TypeError):
-        await ba.all({"t": f})
+    assert await ba.all({"t": f}) == {"t": "kw"}
+
+
+async def test_required_keyword_only_function_gets_the_context(ba):
+    """A required keyword-only parameter cannot be filled without an argument:
+    the function gets the context, positionally, and that task fails."""
+
+    def f(*, flag):
+        return flag
+
+    r = await ba.all_settled({"t": f})
+    assert isinstance(r["t"].reason, TypeError)
+
+
+async def test_context_then_defaults_gets_the_context(ba):
+    """A required first parameter followed by defaulted ones gets the context."""
+
+    def f(ctx, x=1, *args, flag="kw", **kwargs):
+        return ctx._name, x, args, flag, kwargs
+
+    assert await ba.all({"t": f}) == {"t": ("t", 1, (), "kw", {})}
 
 
 async def test_keyword_only_after_positional_gets_context(ba):
@@ -460,20 +479,51 @@ async def test_bound_method_with_parameter_gets_context(ba):
     assert await ba.all({"t": Service().run}) == {"t": "t"}
 
 
-async def test_partial_gets_context(ba):
-    """A functools.partial is called with the context."""
+async def test_partial_follows_the_calling_rule(ba):
+    """A functools.partial gets the context when the function still needs an
+    argument after the partial's own, and none when it does not: its
+    positional and keyword arguments, and defaults, all count."""
 
     def f(prefix, ctx):
         return prefix + ctx._name
 
-    async def g():
-        return "never"
+    async def fetch(i, scale=1):
+        await asyncio.sleep(0)
+        return i * scale
 
-    r = await ba.all({"t": functools.partial(f, "p-")})
-    assert r == {"t": "p-t"}
-    # Even a partial of a zero-parameter function gets the context (and fails).
-    with pytest.raises(TypeError):
-        await ba.all({"u": functools.partial(g)})
+    def kw_only(*, a, b=2):
+        return a + b
+
+    r = await ba.all({
+        "t": functools.partial(f, "p-"),
+        "by_position": functools.partial(fetch, 3),
+        "by_keyword": functools.partial(fetch, scale=2, i=4),
+        "all_keywords": functools.partial(kw_only, a=1),
+        **{f"i{i}": functools.partial(fetch, i) for i in range(2)},
+    })
+    assert r == {
+        "t": "p-t", "by_position": 3, "by_keyword": 8, "all_keywords": 3, "i0": 0, "i1": 1,
+    }
+
+
+async def test_partial_of_a_bound_method_and_of_a_partial(ba):
+    """The method's self and every layer of partial count as given."""
+
+    class Service:
+        async def get(self, i):
+            return ("get", i)
+
+        def tag(self, prefix, ctx):
+            return prefix + ctx._name
+
+    svc = Service()
+    inner = functools.partial(svc.tag, "x-")
+    r = await ba.all({
+        "get": functools.partial(svc.get, 1),
+        "tag": inner,
+        "nested": functools.partial(functools.partial(svc.get), 2),
+    })
+    assert r == {"get": ("get", 1), "tag": "x-tag", "nested": ("get", 2)}
 
 
 async def test_callable_instance_gets_context(ba):

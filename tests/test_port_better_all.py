@@ -507,10 +507,10 @@ class TestAllTypeInference:
         with pytest.raises(TypeError, match="invalidTask"):
             await ba.all({"invalidTask": bad})
 
-    async def test_function_with_defaulted_parameter_gets_the_context(self, ba):
-        """A function whose only parameter has a default is called with the context."""
-        # JS calls `a(options?)` with no argument, so it returns 1.  Under
-        # API.md a defaulted parameter still receives the context.
+    async def test_function_with_defaulted_parameter_is_called_with_none(self, ba):
+        """A function whose only parameter has a default is called with no argument."""
+        # JS calls `a(options?)` with no argument, so it returns 1; API.md's
+        # calling rule does the same (it can be called with no argument).
         received = []
 
         async def a(options=None):
@@ -518,11 +518,11 @@ class TestAllTypeInference:
             return 1 if options is None else options._name
 
         async def b(self):
-            return await self.a + "!"
+            return f"{await self.a}!"
 
         result = await ba.all({"a": a, "b": b})
-        assert len(received) == 1 and received[0] is not None
-        assert result == {"a": "a", "b": "a!"}
+        assert received == [None]
+        assert result == {"a": 1, "b": "1!"}
 
 
 class TestAllRealWorldScenarios:
