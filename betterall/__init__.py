@@ -53,6 +53,16 @@ __all__ = (
 )
 
 
+# The public classes say they live where users import them from: a
+# traceback prints betterall.CycleError, not betterall._errors.CycleError
+# (pickle finds them here as well).
+for _public in (
+    CycleError, FlowEnd, UnknownTaskError, Graph, Results, SettledResults, Task,
+    TaskTrace, Trace, Settled, Signal,
+):
+    _public.__module__ = __name__
+del _public
+
 #: Which engine this process uses: ``"c"`` or ``"python"`` (see _engine.py).
 ENGINE = _engine.NAME
 

@@ -191,7 +191,7 @@ def run(argv: list[str] | None = None) -> int:
         metavar="DIR",
         help="also write each traced run to DIR/<handler>.json (Chrome"
         " trace-event format: open it in https://ui.perfetto.dev or"
-        " chrome://tracing)",
+        " chrome://tracing); DIR is created if missing",
     )
     args = parser.parse_args(argv)
     if args.repeat < 1:
@@ -199,8 +199,10 @@ def run(argv: list[str] | None = None) -> int:
     if args.chrome_trace is not None:
         if args.no_chart:
             parser.error("--chrome-trace needs the traced runs: drop --no-chart")
-        if not os.path.isdir(args.chrome_trace):
-            parser.error(f"--chrome-trace: {args.chrome_trace!r} is not a directory")
+        try:
+            os.makedirs(args.chrome_trace, exist_ok=True)
+        except OSError as exc:
+            parser.error(f"--chrome-trace: cannot use {args.chrome_trace!r} as a directory: {exc}")
     return asyncio.run(main(args.repeat, not args.no_chart, args.chrome_trace))
 
 

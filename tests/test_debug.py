@@ -835,6 +835,22 @@ def test_demo_shows_charts_and_critical_paths(ba, tmp_path):
         assert len(events) == tasks
 
 
+def test_demo_creates_the_chrome_trace_directory(ba, tmp_path):
+    """--chrome-trace DIR creates DIR (and its parents) when missing; a path
+    that cannot be a directory is a usage error naming it."""
+    target = tmp_path / "traces" / "today"
+    run_demo(ba, "--chrome-trace", str(target))
+    assert sorted(p.name for p in target.iterdir()) == ["dashboard.json", "feed.json"]
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    proc = subprocess.run(
+        [sys.executable, "-m", "betterall", "--repeat", "1", "--chrome-trace", str(blocker)],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 2
+    assert "--chrome-trace" in proc.stderr and "a-file" in proc.stderr
+
+
 def test_demo_without_chart(ba):
     """python -m betterall --no-chart prints only the timings."""
     out = run_demo(ba, "--no-chart")

@@ -823,7 +823,7 @@ def _make_task(td: TaskDesc, rec: _Recorder, ba: Any) -> Any:
                 rec.exited.append(name)
         return sync_task
 
-    async def async_task(self: Any = None) -> Any:
+    async def async_task(self: Any) -> Any:
         obs.entered.append(name)
         try:
             acc = _seed(name)
@@ -860,7 +860,7 @@ def _make_task(td: TaskDesc, rec: _Recorder, ba: Any) -> Any:
 
     if td.noargs:
         async def noargs_task() -> Any:
-            return await async_task()
+            return await async_task(None)
         return noargs_task
     return async_task
 
