@@ -29,13 +29,15 @@ from ._engine import engines as _engines
 from ._errors import CycleError, FlowEnd, UnknownTaskError
 from ._graph import Graph, Results, SettledResults, Task, task
 from ._trace import TaskTrace, Trace
-from ._types import Settled, Signal, in_task
+from ._types import Fulfilled, Rejected, Settled, Signal, in_task
 from ._version import __version__
 
 __all__ = (
     "CycleError",
     "FlowEnd",
+    "Fulfilled",
     "Graph",
+    "Rejected",
     "Results",
     "Settled",
     "SettledResults",
@@ -58,7 +60,7 @@ __all__ = (
 # (pickle finds them here as well).
 for _public in (
     CycleError, FlowEnd, UnknownTaskError, Graph, Results, SettledResults, Task,
-    TaskTrace, Trace, Settled, Signal,
+    TaskTrace, Trace, Settled, Fulfilled, Rejected, Signal,
 ):
     _public.__module__ = __name__
 del _public

@@ -5,7 +5,7 @@ from typing import Any, NoReturn
 
 from ._prepare import Bind
 from ._trace import Trace
-from ._types import Settled, Signal
+from ._types import Outcome, Signal
 
 class Context:
     """``self`` in a task: the lazy proxy to its siblings; the base of the
@@ -32,7 +32,7 @@ def all_settled(
     debug: bool | Callable[[Trace], object] = False,
     timeout: float | None = None,
     _bind: Bind | None = None,
-) -> Coroutine[Any, Any, dict[str, Settled[Any]]]: ...
+) -> Coroutine[Any, Any, dict[str, Outcome[Any]]]: ...
 def flow(
     tasks: Mapping[str, Callable[[Any], Any] | Callable[[], Any]],
     *,

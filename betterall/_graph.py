@@ -53,7 +53,7 @@ from typing import (
 from . import _engine as _selection
 from ._prepare import Bind
 from ._trace import Trace
-from ._types import InTask, Settled, Signal
+from ._types import InTask, Outcome, Settled, Signal
 
 if TYPE_CHECKING:
     from typing import Never, Protocol, Self
@@ -228,30 +228,31 @@ class Results(dict[str, Any], Generic[G_co]):
         return dict.__contains__(self, _key(key))
 
 
-class SettledResults(dict[str, Settled[Any]], Generic[G_co]):
+class SettledResults(dict[str, Outcome[Any]], Generic[G_co]):
     """The outcomes of :meth:`Graph.all_settled`: a dict from task name to
-    :class:`Settled`, indexed by task (typed ``Settled[<return type>]``) or
+    :class:`Settled`, indexed by task (typed ``Fulfilled[<return type>] |
+    Rejected``, which ``isinstance`` and ``match`` narrow) or
     by name."""
 
     __slots__ = ()
 
     @overload
-    def __getitem__(self, key: _TaskKey[G_co, T]) -> Settled[T]: ...
+    def __getitem__(self, key: _TaskKey[G_co, T]) -> Outcome[T]: ...
     @overload
-    def __getitem__(self, key: str) -> Settled[Any]: ...
-    def __getitem__(self, key: Any) -> Settled[Any]:
+    def __getitem__(self, key: str) -> Outcome[Any]: ...
+    def __getitem__(self, key: Any) -> Outcome[Any]:
         return dict.__getitem__(self, _key(key))
 
     @overload
-    def get(self, key: str, default: None = None, /) -> Settled[Any] | None: ...
+    def get(self, key: str, default: None = None, /) -> Outcome[Any] | None: ...
     @overload
-    def get(self, key: str, default: Settled[Any], /) -> Settled[Any]: ...
+    def get(self, key: str, default: Outcome[Any], /) -> Outcome[Any]: ...
     @overload
-    def get(self, key: str, default: D, /) -> Settled[Any] | D: ...
+    def get(self, key: str, default: D, /) -> Outcome[Any] | D: ...
     @overload
-    def get(self, key: _TaskKey[G_co, T], default: None = None, /) -> Settled[T] | None: ...
+    def get(self, key: _TaskKey[G_co, T], default: None = None, /) -> Outcome[T] | None: ...
     @overload
-    def get(self, key: _TaskKey[G_co, T], default: D, /) -> Settled[T] | D: ...
+    def get(self, key: _TaskKey[G_co, T], default: D, /) -> Outcome[T] | D: ...
     def get(self, key: Any, default: Any = None, /) -> Any:
         return dict.get(self, _key(key), default)
 

@@ -42,7 +42,7 @@ from ._errors import CycleError, FlowEnd, UnknownTaskError
 from ._prepare import Bind, Spec, check_bind, check_debug, check_timeout, prepare
 from ._trace import TaskStatus, TaskTrace, Trace
 from ._support import create_task, report
-from ._types import Settled, Signal
+from ._types import Outcome, Settled, Signal
 
 __all__ = ("all", "all_settled", "flow")
 
@@ -818,7 +818,7 @@ async def _call(
     return result if bind is None or bind[2] is None else bind[2](result)
 
 
-def _settled(node: _Node) -> Settled[Any]:
+def _settled(node: _Node) -> Outcome[Any]:
     if node.timed_out:
         return Settled.rejected(
             TimeoutError(f"task {node.name!r} was still running at the deadline")
@@ -860,7 +860,7 @@ def all_settled(
     debug: bool | Callable[[Trace], object] = False,
     timeout: float | None = None,
     _bind: Bind | None = None,
-) -> Coroutine[Any, Any, dict[str, Settled[Any]]]:
+) -> Coroutine[Any, Any, dict[str, Outcome[Any]]]:
     """Run every task at once; return a :class:`Settled` per task.
 
     Never raises for a task's error, and does not cancel the siblings of a

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 import inspect
-from typing import Any, Final, Generic, Literal, TypeVar, cast
+from typing import Any, Final, Generic, Literal, NoReturn, TypeAlias, TypeVar, Union, cast
 
-__all__ = ("InTask", "Settled", "Signal", "in_task")
+__all__ = ("Fulfilled", "InTask", "Rejected", "Settled", "Signal", "in_task")
 
 T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
 V = TypeVar("V")
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -16,57 +17,106 @@ FULFILLED: Final = "fulfilled"
 REJECTED: Final = "rejected"
 
 
-class Settled(Generic[T]):
+class Settled(Generic[T_co]):
     """The outcome of one task in :func:`betterall.all_settled`.
 
-    ``status`` is ``"fulfilled"`` (then ``value`` holds the result and
-    ``reason`` is ``None``) or ``"rejected"`` (then ``reason`` holds the
-    exception and ``value`` is ``None``).  Instances are immutable and
-    compare equal when all three fields are equal.
+    Every instance is a :class:`Fulfilled` (``status`` ``"fulfilled"``,
+    ``value`` the result, ``reason`` ``None``) or a :class:`Rejected`
+    (``status`` ``"rejected"``, ``reason`` the exception, ``value``
+    ``None``).  Type checkers narrow a ``Settled[T]`` with ``isinstance``
+    or ``match`` on those two; :meth:`unwrap` gives the value or raises the
+    reason.  Instances are immutable, compare equal when all three fields
+    are equal, and ``dict(s)`` (or :meth:`to_dict`) gives a JSON-ready form,
+    which FastAPI's encoder and ``json.dumps(..., default=dict)`` use.
     """
 
-    __slots__ = ("status", "value", "reason")
+    __slots__ = ("_value", "_reason")
 
-    status: Literal["fulfilled", "rejected"]
-    value: T | None
-    reason: BaseException | None
+    _value: Any
+    _reason: BaseException | None
 
-    def __init__(
-        self,
+    def __new__(
+        cls,
         status: Literal["fulfilled", "rejected"],
-        value: T | None = None,
+        value: T_co | None = None,
         reason: BaseException | None = None,
-    ) -> None:
+    ) -> Settled[T_co]:
         if status == FULFILLED:
             if reason is not None:
                 raise ValueError("a fulfilled Settled has no reason")
-        elif status == REJECTED:
+            return Fulfilled(cast("T_co", value))
+        if status == REJECTED:
             if value is not None:
                 raise ValueError("a rejected Settled has no value")
             if not isinstance(reason, BaseException):
                 raise TypeError("a rejected Settled needs an exception as reason")
-        else:
-            raise ValueError(
-                f"status must be 'fulfilled' or 'rejected', not {status!r}"
-            )
-        object.__setattr__(self, "status", status)
-        object.__setattr__(self, "value", value)
-        object.__setattr__(self, "reason", reason)
+            return Rejected(reason)
+        raise ValueError(f"status must be 'fulfilled' or 'rejected', not {status!r}")
 
     # A type variable of its own: with the class's T, pyright would type
     # ``Settled.fulfilled(3)`` as ``Settled[Unknown]``.
-    @classmethod
-    def fulfilled(cls: type[Settled[Any]], value: V) -> Settled[V]:
-        return cls(FULFILLED, value, None)
+    @staticmethod
+    def fulfilled(value: V) -> Fulfilled[V]:
+        """A fulfilled outcome: ``Fulfilled(value)``."""
+        return Fulfilled(value)
 
-    @classmethod
-    def rejected(cls, reason: BaseException) -> Settled[Any]:
-        return cls(REJECTED, None, reason)
+    @staticmethod
+    def rejected(reason: BaseException) -> Rejected:
+        """A rejected outcome: ``Rejected(reason)``."""
+        return Rejected(reason)
+
+    @property
+    def status(self) -> Literal["fulfilled", "rejected"]:
+        """``"fulfilled"`` or ``"rejected"``."""
+        raise NotImplementedError  # every instance is a Fulfilled or a Rejected
+
+    @property
+    def value(self) -> T_co | None:
+        """The task's result when it fulfilled, else ``None``."""
+        return cast("T_co | None", self._value)
+
+    @property
+    def reason(self) -> BaseException | None:
+        """The task's exception when it was rejected, else ``None``."""
+        return self._reason
 
     @property
     def ok(self) -> bool:
         """``True`` when the task fulfilled."""
         return self.status == FULFILLED
+
+    def unwrap(self) -> T_co:
+        """The value if the task fulfilled; else raise its reason."""
+        if self._reason is not None:
+            raise self._reason
+        return cast("T_co", self._value)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON-ready form: ``{"status": "fulfilled", "value": ...}`` or
+        ``{"status": "rejected", "reason": {"type": "ValueError", "message": "..."}}``.
+
+        The value is left as it is (the encoder that serialises the rest of
+        the response encodes it); the reason becomes the exception's class
+        name and ``str()``.
+        """
+        if self._reason is None:
+            return {"status": FULFILLED, "value": self._value}
+        error = self._reason
+        return {
+            "status": REJECTED,
+            "reason": {"type": type(error).__qualname__, "message": str(error)},
+        }
+
+    # dict(s) uses keys() and [key]: FastAPI's jsonable_encoder falls back
+    # to dict(obj) for objects it does not know.
+    def keys(self) -> tuple[str, str]:
+        return ("status", "value") if self._reason is None else ("status", "reason")
+
+    def __getitem__(self, key: str) -> Any:
+        return self.to_dict()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.keys())
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError(f"Settled is immutable (cannot set {name!r})")
@@ -77,22 +127,89 @@ class Settled(Generic[T]):
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Settled):
             return NotImplemented
-        return (self.status, self.value, self.reason) == (
+        return (self.status, self._value, self._reason) == (
             other.status,
-            other.value,
-            other.reason,
+            other._value,
+            other._reason,
         )
 
     def __hash__(self) -> int:
-        return hash((self.status, self.value, self.reason))
+        return hash((self.status, self._value, self._reason))
 
     def __repr__(self) -> str:
-        if self.status == FULFILLED:
-            return f"Settled(status='fulfilled', value={self.value!r})"
-        return f"Settled(status='rejected', reason={self.reason!r})"
+        if self._reason is None:
+            return f"Settled(status='fulfilled', value={self._value!r})"
+        return f"Settled(status='rejected', reason={self._reason!r})"
+
+
+class Fulfilled(Settled[T_co]):
+    """A task that returned ``value``: ``status`` is ``"fulfilled"``."""
+
+    __slots__ = ()
+    __match_args__ = ("value",)
+
+    def __new__(cls, value: T_co) -> Fulfilled[T_co]:
+        self = object.__new__(cls)
+        object.__setattr__(self, "_value", value)
+        object.__setattr__(self, "_reason", None)
+        return self
+
+    @property
+    def status(self) -> Literal["fulfilled"]:
+        return FULFILLED
+
+    @property
+    def value(self) -> T_co:
+        return cast("T_co", self._value)
+
+    @property
+    def reason(self) -> None:
+        return None
+
+    def unwrap(self) -> T_co:
+        return cast("T_co", self._value)
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (Settled, (self.status, self.value, self.reason))
+        return (Fulfilled, (self._value,))
+
+
+class Rejected(Settled[NoReturn]):
+    """A task that raised ``reason`` (or was cancelled, or timed out):
+    ``status`` is ``"rejected"``."""
+
+    __slots__ = ()
+    __match_args__ = ("reason",)
+
+    def __new__(cls, reason: BaseException) -> Rejected:
+        if not isinstance(reason, BaseException):
+            raise TypeError("a rejected Settled needs an exception as reason")
+        self = object.__new__(cls)
+        object.__setattr__(self, "_value", None)
+        object.__setattr__(self, "_reason", reason)
+        return self
+
+    @property
+    def status(self) -> Literal["rejected"]:
+        return REJECTED
+
+    @property
+    def value(self) -> None:
+        return None
+
+    @property
+    def reason(self) -> BaseException:
+        return cast(BaseException, self._reason)
+
+    def unwrap(self) -> NoReturn:
+        raise cast(BaseException, self._reason)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Rejected, (self._reason,))
+
+
+#: What all_settled() gives per task: a union that type checkers narrow
+#: with isinstance or match (a Settled[T] annotation is the open base).
+Outcome: TypeAlias = Union[Fulfilled[T], Rejected]  # noqa: UP007 (subscripted at runtime)
 
 
 class Signal:

@@ -64,6 +64,19 @@ def settled_with_unknown_status() -> None:
     print(ba.Settled("done", 1))  # error
 
 
+def value_of_a_settled_is_optional(outcome: ba.Settled[int]) -> int:
+    return outcome.value + 1  # error
+
+
+def reason_of_a_settled_is_optional(outcome: ba.Settled[int]) -> None:
+    raise outcome.reason  # error
+
+
+def fulfilled_of_the_wrong_type() -> None:
+    done: ba.Fulfilled[str] = ba.Fulfilled(1)  # error
+    print(done)
+
+
 def in_task_on_a_non_callable() -> None:
     print(ba.in_task(3))  # error
 

@@ -5,6 +5,7 @@ must accept every line, and every ``assert_type`` must hold."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, NoReturn, TypeVar, assert_type
 
@@ -172,17 +173,18 @@ async def main() -> None:
 
     s = await Dashboard(auth="t").all_settled(debug=keep)
     assert_type(s, ba.SettledResults[Dashboard])
-    assert_type(s[Dashboard.user], ba.Settled[User])
+    assert_type(s[Dashboard.user], ba.Fulfilled[User] | ba.Rejected)
     assert_type(s[Dashboard.user].value, User | None)
     assert_type(s[Dashboard.config].ok, bool)
     assert_type(s[Dashboard.profile].reason, BaseException | None)
-    assert_type(s["user"], ba.Settled[Any])
+    assert_type(s["user"], ba.Fulfilled[Any] | ba.Rejected)
     sp = await Premium(auth="t").all_settled()
-    assert_type(sp[Dashboard.config], ba.Settled[Config])
-    assert_type(sp[Premium.badge], ba.Settled[str])
+    assert_type(sp[Dashboard.config], ba.Fulfilled[Config] | ba.Rejected)
+    assert_type(sp[Premium.badge], ba.Fulfilled[str] | ba.Rejected)
     assert_type(outcome(sp, Dashboard.config), Config | None)
-    outcomes: dict[str, ba.Settled[Any]] = sp
-    print(outcomes)
+    outcomes: dict[str, ba.Fulfilled[Any] | ba.Rejected] = sp
+    read_only: Mapping[str, ba.Settled[Any]] = sp  # the base, through a read-only view
+    print(outcomes, read_only)
 
     winner = await Race(delay=0.0).flow(debug=True)
     assert_type(winner, Any)

@@ -61,7 +61,7 @@ async def settled() -> None:
         raise ValueError("boom")
 
     outcomes = await ba.all_settled({"ok": fetch_config, "bad": boom}, timeout=None)
-    assert_type(outcomes, dict[str, ba.Settled[Any]])
+    assert_type(outcomes, dict[str, ba.Fulfilled[Any] | ba.Rejected])
     for name, outcome in outcomes.items():
         assert_type(name, str)
         assert_type(outcome.status, Literal["fulfilled", "rejected"])
@@ -73,12 +73,44 @@ async def settled() -> None:
             print("failed:", outcome.reason.args)
 
     done = ba.Settled.fulfilled(3)
-    assert_type(done, ba.Settled[int])
-    assert_type(done.value, int | None)
+    assert_type(done, ba.Fulfilled[int])
+    assert_type(done.value, int)
     failed = ba.Settled.rejected(KeyError("k"))
-    assert_type(failed, ba.Settled[Any])
+    assert_type(failed, ba.Rejected)
+    assert_type(failed.reason, BaseException)
     manual: ba.Settled[str] = ba.Settled("fulfilled", "x")
     assert manual == ba.Settled("fulfilled", value="x", reason=None)
+    assert_type(ba.Fulfilled("y"), ba.Fulfilled[str])
+    assert_type(ba.Rejected(ValueError()), ba.Rejected)
+
+
+def narrowed(outcome: ba.Fulfilled[int] | ba.Rejected) -> int:
+    assert_type(outcome.unwrap(), int)
+    assert_type(outcome.value, int | None)
+    if isinstance(outcome, ba.Rejected):
+        assert_type(outcome.reason, BaseException)
+        assert_type(outcome.value, None)
+        raise outcome.reason
+    assert_type(outcome, ba.Fulfilled[int])
+    assert_type(outcome.status, Literal["fulfilled"])
+    assert_type(outcome.reason, None)
+    return outcome.value + 1
+
+
+def matched(outcome: ba.Fulfilled[str] | ba.Rejected) -> str:
+    match outcome:
+        case ba.Fulfilled(value):
+            assert_type(value, str)
+            return value
+        case ba.Rejected(reason):
+            assert_type(reason, BaseException)
+            return type(reason).__name__
+
+
+def as_json(outcome: ba.Settled[int]) -> dict[str, Any]:
+    form: dict[str, Any] = outcome.to_dict()
+    assert dict(outcome) == form
+    return form
 
 
 async def race() -> str:
