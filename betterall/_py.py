@@ -177,23 +177,28 @@ class _Guard:
     introspection (3.14+) see through to the awaitable.
     """
 
-    __slots__ = ("_awaitable", "_error", "_it", "_node", "_waiting")
+    __slots__ = ("_awaitable", "_error", "_it", "_node", "_send", "_waiting")
 
     def __init__(self, awaitable: Any, node: _Node) -> None:
         self._awaitable = awaitable
         self._node = node
         self._waiting: Any = None  # the foreign future a bridge stands for
         self._error: Exception | None = None  # to throw in at the next step
-        if type(awaitable) is types.GeneratorType:
-            self._it: Any = awaitable  # @types.coroutine: its own iterator
+        tp = type(awaitable)
+        if tp is types.CoroutineType or tp is types.GeneratorType:
+            it = awaitable  # a coroutine, or @types.coroutine: driven directly
         else:
             it = awaitable.__await__()
             # The same checks, and errors, as the C engine and Python's await.
-            if asyncio.iscoroutine(it) and type(it) is types.CoroutineType:
+            if type(it) is types.CoroutineType:
                 raise TypeError("__await__() returned a coroutine")
             if not hasattr(type(it), "__next__"):
                 raise TypeError(f"__await__() returned non-iterator of type {type(it).__name__!r}")
-            self._it = it
+        self._it: Any = it
+        send = getattr(it, "send", None)
+        self._send: Callable[[Any], Any] = (
+            send if send is not None else (lambda _value: next(it))
+        )
 
     @property
     def cr_await(self) -> Any:
@@ -205,14 +210,22 @@ class _Guard:
         return self  # type: ignore[return-value]  # pyright: ignore[reportReturnType]
 
     def __next__(self) -> Any:
-        return self.send(None)
+        # Every step of the task comes here (asyncio.Task sends None): the
+        # common case inline.
+        if self._error is not None:
+            return self.send(None)
+        self._waiting = None
+        yielded = self._send(None)
+        if yielded is None or type(yielded) in _NATIVE_FUTURES:
+            return yielded
+        return self._check(yielded)
 
     def send(self, value: Any) -> Any:
         self._waiting = None
         error, self._error = self._error, None
         if error is not None:
             return self._check(self._throw_in(error))
-        return self._check(self._it.send(value) if value is not None else next(self._it))
+        return self._check(self._send(value))
 
     def throw(self, exc: BaseException, *args: Any) -> Any:  # noqa: ARG002
         waiting, self._waiting = self._waiting, None
@@ -634,6 +647,8 @@ class _Sibling:
     def __await__(self) -> Generator[Any, None, Any]:
         target = self._target
         waiter = self._waiter
+        if target.state == DONE and not waiter.graph.tracing:
+            return target.outcome()  # nothing to record: who awaits does not matter
         # The wait counts for the graph task that awaits, which need not be
         # the one that took `self.x`: a task may hand the awaitable to a
         # sibling.  Awaited from a task of the user's own, it stays with its
