@@ -29,7 +29,7 @@ from ._engine import engines as _engines
 from ._errors import CycleError, FlowEnd, UnknownTaskError
 from ._graph import Graph, Results, SettledResults, Task, task
 from ._trace import TaskTrace, Trace
-from ._types import Fulfilled, Rejected, Settled, Signal, in_task
+from ._types import Fulfilled, Rejected, Settled, Signal, in_task, in_thread
 from ._version import __version__
 
 __all__ = (
@@ -51,6 +51,7 @@ __all__ = (
     "all_settled",
     "flow",
     "in_task",
+    "in_thread",
     "task",
 )
 

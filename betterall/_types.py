@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import asyncio
+from collections.abc import Callable, Coroutine, Iterator
+import contextvars
+import functools
 import inspect
 from typing import Any, Final, Generic, Literal, NoReturn, TypeAlias, TypeVar, Union, cast
 
-__all__ = ("Fulfilled", "InTask", "Rejected", "Settled", "Signal", "in_task")
+__all__ = ("Fulfilled", "InTask", "Rejected", "Settled", "Signal", "in_task", "in_thread")
 
 T = TypeVar("T")
 T_co = TypeVar("T_co", covariant=True)
@@ -302,3 +305,72 @@ def in_task(fn: F) -> F:
     task's signature, for instance under :func:`betterall.task`.
     """
     return cast(F, InTask(fn))
+
+
+async def _in_thread(fn: Callable[..., T], args: tuple[Any, ...]) -> T:
+    """Run ``fn(*args)`` in the loop's default executor, in a copy of the
+    task's context, and wait for it to return, also when cancelled."""
+    loop = asyncio.get_running_loop()
+    context = contextvars.copy_context()
+    future: asyncio.Future[T] = loop.run_in_executor(
+        None, cast(Callable[[], T], functools.partial(context.run, fn, *args))
+    )
+    try:
+        return await asyncio.shield(future)
+    except asyncio.CancelledError:
+        # A thread cannot be interrupted: the task ends when the function
+        # returns (it can watch self._signal to return early), so that no
+        # work of the graph outlives its call.  Then the cancellation stands.
+        while not future.done():
+            try:
+                await asyncio.shield(future)
+            except asyncio.CancelledError:
+                continue
+            except BaseException:  # noqa: BLE001 (dropped: the task was cancelled)
+                break
+        if not future.cancelled():
+            future.exception()  # retrieved: the task was cancelled regardless
+        raise
+
+
+def in_thread(fn: Callable[..., T]) -> Callable[..., Coroutine[Any, Any, T]]:
+    """Mark a synchronous task function to run in a worker thread.
+
+    For blocking code (a synchronous database driver, an ORM call, file
+    I/O) that would otherwise hold the event loop: the function runs in the
+    loop's default executor (``loop.run_in_executor(None, ...)``) in a copy
+    of the task's ``contextvars`` context.  It is called by the same rule
+    as any task: with the context when it needs an argument, else with
+    none.  A thread cannot be interrupted: when the graph cancels the task,
+    the task still waits for the function to return (``self._signal`` is
+    aborted by then, so the function can check it and return early), and
+    then counts as cancelled.  Synchronous tasks without it run on the
+    loop, as before.
+    """
+    if inspect.iscoroutinefunction(fn) or inspect.iscoroutine(fn):
+        if inspect.iscoroutine(fn):
+            fn.close()
+        raise TypeError(
+            "in_thread() takes a synchronous function: an async one does not block the loop"
+        )
+    if not callable(fn):
+        raise TypeError(f"in_thread() takes a callable, not {type(fn).__name__}")
+    from ._prepare import takes_no_arguments  # _prepare imports this module
+
+    wrapper: Callable[..., Coroutine[Any, Any, T]]
+    if takes_no_arguments(fn):
+
+        async def no_context() -> T:
+            return await _in_thread(fn, ())
+
+        wrapper = no_context
+    else:
+
+        async def with_context(self: Any) -> T:
+            return await _in_thread(fn, (self,))
+
+        wrapper = with_context
+    # The wrapper's own code says whether it takes the context (the calling
+    # rule reads code objects); its name, docs and __wrapped__ are fn's.
+    functools.update_wrapper(cast(Any, wrapper), fn)
+    return wrapper

@@ -180,3 +180,14 @@ async def errors() -> None:
 
 def run() -> None:
     asyncio.run(dashboard("token"))
+
+
+def read_row() -> dict[str, int]:
+    return {"id": 1}
+
+
+async def threaded() -> None:
+    wrapped = ba.in_thread(read_row)
+    assert_type(await wrapped(), dict[str, int])
+    r = await ba.all({"row": ba.in_thread(read_row)})
+    print(r["row"])
