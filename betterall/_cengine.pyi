@@ -22,21 +22,21 @@ class Context:
 def all(
     tasks: Mapping[str, Callable[[Any], Any] | Callable[[], Any]],
     *,
-    debug: bool | Callable[[Trace], object] = False,
+    debug: bool | str | Callable[[Trace], object] = False,
     timeout: float | None = None,
     _bind: Bind | None = None,
 ) -> Coroutine[Any, Any, dict[str, Any]]: ...
 def all_settled(
     tasks: Mapping[str, Callable[[Any], Any] | Callable[[], Any]],
     *,
-    debug: bool | Callable[[Trace], object] = False,
+    debug: bool | str | Callable[[Trace], object] = False,
     timeout: float | None = None,
     _bind: Bind | None = None,
 ) -> Coroutine[Any, Any, dict[str, Outcome[Any]]]: ...
 def flow(
     tasks: Mapping[str, Callable[[Any], Any] | Callable[[], Any]],
     *,
-    debug: bool | Callable[[Trace], object] = False,
+    debug: bool | str | Callable[[Trace], object] = False,
     timeout: float | None = None,
     _bind: Bind | None = None,
 ) -> Coroutine[Any, Any, Any]: ...

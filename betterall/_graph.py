@@ -292,7 +292,7 @@ class Graph:
     def all(
         self,
         *,
-        debug: bool | Callable[[Trace], object] = False,
+        debug: bool | str | Callable[[Trace], object] = False,
         timeout: float | None = None,
     ) -> Coroutine[Any, Any, Results[Self]]:
         """Run the graph like :func:`betterall.all`; the result is a
@@ -305,7 +305,7 @@ class Graph:
     def all_settled(
         self,
         *,
-        debug: bool | Callable[[Trace], object] = False,
+        debug: bool | str | Callable[[Trace], object] = False,
         timeout: float | None = None,
     ) -> Coroutine[Any, Any, SettledResults[Self]]:
         """Run the graph like :func:`betterall.all_settled`; the result is a
@@ -318,7 +318,7 @@ class Graph:
     def flow(
         self,
         *,
-        debug: bool | Callable[[Trace], object] = False,
+        debug: bool | str | Callable[[Trace], object] = False,
         timeout: float | None = None,
     ) -> Coroutine[Any, Any, Any]:
         """Run the graph like :func:`betterall.flow`: a task ends it with

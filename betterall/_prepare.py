@@ -171,19 +171,23 @@ def _env_debug() -> bool:
     return value.strip().lower() not in ("", "0", "false", "no", "off")
 
 
-def check_debug(debug: object) -> Callable[..., Any] | bool:
-    """Return ``False``, ``True`` (print the chart) or the callable to call
-    with the :class:`Trace`.  ``BETTERALL_DEBUG=1`` turns ``False`` into
-    ``True`` for every call."""
+def check_debug(debug: object) -> Callable[..., Any] | bool | str:
+    """Return ``False``, ``True`` (show the chart), a label (show the chart
+    with that title) or the callable to call with the :class:`Trace`.
+    ``BETTERALL_DEBUG=1`` turns ``False`` into ``True`` for every call."""
     if debug is False or debug is None:
         return _env_debug()
     if debug is True:
         return True
+    if isinstance(debug, str):
+        if not debug:
+            raise ValueError("debug= as a label must not be empty (use True for no label)")
+        return debug
     if callable(debug):
         return debug
     raise TypeError(
-        "debug must be a bool or a callable that takes a betterall.Trace,"
-        f" not {type(debug).__name__}"
+        "debug must be a bool, a label (str) or a callable that takes a"
+        f" betterall.Trace, not {type(debug).__name__}"
     )
 
 

@@ -856,7 +856,7 @@ def _report(graph: _Graph, debug: Any, failing: bool) -> None:
 def all(
     tasks: Mapping[str, Callable[[Any], Any] | Callable[[], Any]],
     *,
-    debug: bool | Callable[[Trace], object] = False,
+    debug: bool | str | Callable[[Trace], object] = False,
     timeout: float | None = None,
     _bind: Bind | None = None,
 ) -> Coroutine[Any, Any, dict[str, Any]]:
@@ -872,7 +872,7 @@ def all(
 def all_settled(
     tasks: Mapping[str, Callable[[Any], Any] | Callable[[], Any]],
     *,
-    debug: bool | Callable[[Trace], object] = False,
+    debug: bool | str | Callable[[Trace], object] = False,
     timeout: float | None = None,
     _bind: Bind | None = None,
 ) -> Coroutine[Any, Any, dict[str, Outcome[Any]]]:
@@ -887,7 +887,7 @@ def all_settled(
 def flow(
     tasks: Mapping[str, Callable[[Any], Any] | Callable[[], Any]],
     *,
-    debug: bool | Callable[[Trace], object] = False,
+    debug: bool | str | Callable[[Trace], object] = False,
     timeout: float | None = None,
     _bind: Bind | None = None,
 ) -> Coroutine[Any, Any, Any]:

@@ -164,9 +164,10 @@ def _timeline(task: TaskTrace, origin: float, span: float, width: int) -> str:
     return "".join(cells)
 
 
-def waterfall(trace: Trace, width: int = 60) -> str:
+def waterfall(trace: Trace, width: int = 60, label: str | None = None) -> str:
     """The ASCII waterfall chart of ``trace``, with a ``width``-column
-    timeline (see the module docstring for the format).
+    timeline (see the module docstring for the format).  ``label`` (a
+    route, a request id) is added to the title.
 
     Raises :class:`ValueError` if ``width`` is below 10, :class:`TypeError`
     if it is not an integer.  The result has no trailing newline.
@@ -218,10 +219,11 @@ def waterfall(trace: Trace, width: int = 60) -> str:
 
     # The box is as wide as the table, or as its own text if that is wider.
     total = f" Total Duration: {trace.total * 1000:.2f}ms "
-    inner = max(display_width(header) - 2, display_width(TITLE) + 4, len(total))
+    title = TITLE if label is None else f"{TITLE}: {_printable(label)}"
+    inner = max(display_width(header) - 2, display_width(title) + 4, len(total))
     box = [
         "╔" + "═" * inner + "╗",
-        "║" + _center(TITLE, inner) + "║",
+        "║" + _center(title, inner) + "║",
         "╠" + "═" * inner + "╣",
         "║" + _ljust(total, inner) + "║",
         "╚" + "═" * inner + "╝",
@@ -229,6 +231,27 @@ def waterfall(trace: Trace, width: int = 60) -> str:
     if not tasks:
         return "\n".join(box)
     return "\n".join(box + ["", header, rule] + body + ["", LEGEND])
+
+
+def report(trace: Trace, label: str | None = None) -> str:
+    """What ``debug=True`` (or a label) shows: the chart, then the critical
+    path with its length, then how long each task waited on siblings (the
+    ``░`` part of its row), largest first."""
+    lines = [waterfall(trace, label=label), ""]
+    path = critical_path(trace)
+    if path:
+        first, last = trace.tasks[path[0]], trace.tasks[path[-1]]
+        length = (last.end - first.start) * 1000
+        lines.append(f"Critical path: {' -> '.join(map(_printable, path))} ({length:.1f}ms)")
+    waited = sorted(
+        ((sum(end - start for start, end in task.waits), task.name) for task in trace.tasks.values()),
+        key=lambda pair: -pair[0],
+    )
+    waited = [(seconds, name) for seconds, name in waited if seconds > 0]
+    if waited:
+        parts = ", ".join(f"{_printable(name)} {seconds * 1000:.1f}ms" for seconds, name in waited)
+        lines.append(f"Waited on siblings: {parts}")
+    return "\n".join(lines)
 
 
 # --- critical path ---------------------------------------------------------

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Coroutine
 import contextvars
+import logging
 import sys
 from typing import Any
 
@@ -91,16 +92,29 @@ def in_task_coroutine(
     return _wait(create_task(loop, _call(fn, args), name, context))
 
 
-def report(trace: Trace, debug: Any, failing: bool) -> None:
-    """Print the chart (``debug=True``) or hand the trace to ``debug``.
+#: debug=True's charts go through this logger when it would emit them.
+logger = logging.getLogger("betterall")
 
-    An error raised by the callable propagates, unless the call is already
-    failing: then the call's own error wins.
+
+def report(trace: Trace, debug: Any, failing: bool) -> None:
+    """Show the chart (``debug=True`` or a label) or hand the trace to ``debug``.
+
+    The chart, with the critical path and the waits under it, goes to the
+    ``betterall`` logger at INFO when logging would emit it there (a
+    handler is configured and INFO is enabled for that logger), else to
+    ``sys.stderr`` as before.  An error raised by a callable propagates,
+    unless the call is already failing: then the call's own error wins.
     """
     if not trace.tasks:
         return
-    if debug is True:
-        print(trace.waterfall(), file=sys.stderr)
+    if debug is True or isinstance(debug, str):
+        from ._render import report as render
+
+        text = render(trace, label=debug if isinstance(debug, str) else None)
+        if logger.isEnabledFor(logging.INFO) and logger.hasHandlers():
+            logger.info("%s", text)
+        else:
+            print(text, file=sys.stderr)
         return
     try:
         debug(trace)

@@ -96,11 +96,12 @@ class Trace:
     def __str__(self) -> str:
         return self.waterfall()
 
-    def waterfall(self, width: int = 60) -> str:
-        """The ASCII waterfall chart of the run (better-all's format)."""
+    def waterfall(self, width: int = 60, *, label: str | None = None) -> str:
+        """The ASCII waterfall chart of the run (better-all's format);
+        ``label`` is added to its title."""
         from ._render import waterfall
 
-        return waterfall(self, width)
+        return waterfall(self, width, label)
 
     def critical_path(self) -> list[str]:
         """Task names, first to last, of the chain that set the total time."""

@@ -522,7 +522,8 @@ class Shapes:
     BAD_INPUTS = (
         "list", "none", "int", "coroutine_as_tasks", "non_str_name", "empty_name",
         "underscore_name", "not_callable", "coroutine_value", "timeout_bool",
-        "timeout_str", "timeout_nan", "timeout_negative", "debug_int", "debug_str",
+        "timeout_str", "timeout_nan", "timeout_negative", "debug_int", "debug_bytes",
+        "debug_empty_label",
     )
 
     async def shape_bad_input(self, r: int) -> int:
@@ -555,8 +556,10 @@ class Shapes:
             error = ValueError
             kwargs["timeout"] = {"timeout_bool": True, "timeout_str": "1",
                                  "timeout_nan": math.nan, "timeout_negative": -1}[kind]
+        elif kind == "debug_empty_label":
+            kwargs["debug"], error = "", ValueError
         else:
-            kwargs["debug"] = 1 if kind == "debug_int" else "yes"
+            kwargs["debug"] = 1 if kind == "debug_int" else b"yes"
         await expect(error, lambda: call(tasks, **kwargs))
         if coro is not None:
             check(coro.cr_frame is None, f"bad input {kind}: coroutine not closed")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import re
 import json
 import os
 import subprocess
@@ -271,7 +273,15 @@ async def test_debug_true_prints_one_chart_to_stderr_in_every_mode(ba, mode, cap
     assert out == ""
     assert err.count("Task Execution Waterfall") == 1
     lines = err.splitlines()
-    assert lines[-1].startswith("Legend:")
+    # The chart, then the critical path and the waits under it (issue 16, item 7).
+    legend = next(i for i, line in enumerate(lines) if line.startswith("Legend:"))
+    assert lines[legend + 1 :] == [
+        "",
+        lines[legend + 2],
+        lines[-1],
+    ]
+    assert re.fullmatch(r"Critical path: user -> greeting \(\d+\.\dms\)", lines[legend + 2])
+    assert re.fullmatch(r"Waited on siblings: greeting \d+\.\dms", lines[-1])
     assert err.endswith("\n")
     assert any(line.startswith("user ") for line in lines)
     assert any(line.startswith("greeting ") for line in lines)
@@ -856,3 +866,63 @@ def test_demo_without_chart(ba):
     out = run_demo(ba, "--no-chart")
     assert out.count("speed-up") == 2
     assert "Waterfall" not in out and "critical path" not in out
+
+
+# --- debug="label", logging (issue 16, item 7) -----------------------------------------------
+
+
+async def test_a_label_titles_the_chart(ba, capsys):
+    """debug="GET /dashboard" shows the chart as debug=True does, with the
+    label in its title, so a server's charts can be told apart."""
+
+    async def user():
+        return await sleep_then(0.02, "ada")
+
+    await ba.all({"user": user}, debug="GET /dashboard req=7")
+    err = capsys.readouterr().err
+    assert err.count("Task Execution Waterfall: GET /dashboard req=7") == 1
+    assert "Critical path: user (" in err
+
+
+async def test_the_chart_goes_to_the_betterall_logger_when_logging_would_emit_it(ba, capsys):
+    """With a handler on the betterall logger and INFO enabled, the chart is
+    one INFO record there, and nothing is printed; otherwise it goes to
+    stderr, as before."""
+    records: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    logger = logging.getLogger("betterall")
+    handler = Keep()
+    old_level = logger.level
+    logger.addHandler(handler)
+    try:
+        logger.setLevel(logging.WARNING)  # INFO filtered out: stderr, as before
+        await ba.all({"a": lambda: 1}, debug=True)
+        assert "Task Execution Waterfall" in capsys.readouterr().err and records == []
+        logger.setLevel(logging.INFO)
+        await ba.all({"a": lambda: 1}, debug="POST /orders")
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(old_level)
+    assert capsys.readouterr().err == ""
+    assert len(records) == 1
+    assert records[0].levelno == logging.INFO and records[0].name == "betterall"
+    assert "Task Execution Waterfall: POST /orders" in records[0].getMessage()
+
+
+def test_trace_waterfall_takes_a_label():
+    """Trace.waterfall(label=...) puts the label in the title; the box grows to fit it."""
+    import betterall
+
+    trace = betterall.Trace(
+        start=0.0, end=0.01,
+        tasks={"a": betterall.TaskTrace("a", 0.0, 0.01, "fulfilled", (), ())},
+    )
+    long_label = "GET /a/very/long/route/that/is/wider/than/the/table/itself?with=query"
+    chart = trace.waterfall(label=long_label)
+    top, title = chart.splitlines()[:2]
+    assert long_label in title and len(top) == len(title)
+    assert trace.waterfall() == str(trace)

@@ -314,12 +314,23 @@ async def test_good_timeout_accepted_all_settled_and_flow(ba, timeout):
 
 
 @pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("debug", [3, "yes", 0.5, [print]], ids=repr)
+@pytest.mark.parametrize("debug", [3, b"yes", 0.5, [print]], ids=repr)
 async def test_bad_debug_is_type_error_before_any_task(ba, mode, debug):
-    """debug that is not a bool, None or a callable raises TypeError; no task starts."""
+    """debug that is not a bool, None, a label (str) or a callable raises
+    TypeError; no task starts."""
     log = []
     with pytest.raises(TypeError):
         await call(ba, mode)({"s": lambda: log.append("s")}, debug=debug)
+    await asyncio.sleep(0.01)
+    assert log == []
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_empty_debug_label_is_value_error_before_any_task(ba, mode):
+    """debug="" is neither a label nor a switch: ValueError, no task starts."""
+    log = []
+    with pytest.raises(ValueError, match="label"):
+        await call(ba, mode)({"s": lambda: log.append("s")}, debug="")
     await asyncio.sleep(0.01)
     assert log == []
 

@@ -744,7 +744,8 @@ async def test_real_chart_structure(ba: Any) -> None:
 async def test_debug_true_output_has_the_chart_structure(
     ba: Any, mode: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """What debug=True prints is a well-formed chart, one row per task."""
+    """What debug=True prints is a well-formed chart, one row per task, then
+    the critical path and the waits (issue 16, item 7)."""
 
     async def a() -> int:
         await asyncio.sleep(0.05)
@@ -756,8 +757,11 @@ async def test_debug_true_output_has_the_chart_structure(
 
     await getattr(ba, mode)({"a": a, "b": b, "c": lambda: 3}, debug=True)
     err = capsys.readouterr().err
-    assert_chart_structure(err)
-    assert [row[0] for row in rows(err)] == ["a", "b", "c"]
+    chart, _, after = err.rstrip("\n").partition("\n\nCritical path: ")
+    assert_chart_structure(chart + "\n")
+    assert [row[0] for row in rows(chart)] == ["a", "b", "c"]
+    path, waits = after.split("\n")
+    assert path.startswith("a -> b (") and waits.startswith("Waited on siblings: b ")
 
 
 async def test_real_chart_of_a_failing_task_and_its_waiters(ba: Any) -> None:

@@ -42,7 +42,7 @@ async def timeout_not_a_number() -> None:
 
 
 async def debug_not_bool_or_callable() -> None:
-    await ba.all({"x": fetch}, debug="yes")  # error
+    await ba.all({"x": fetch}, debug=b"yes")  # error
 
 
 async def debug_callable_of_wrong_type() -> None:
