@@ -99,9 +99,26 @@ def _native() -> ModuleType | None:
         " the slower pure-Python engine. Set BETTERALL_NO_EXTENSIONS=1 to choose"
         " it explicitly, and please report this with your Python version.",
         RuntimeWarning,
-        stacklevel=2,
+        stacklevel=_outside_stacklevel(),
     )
     return None
+
+
+def _outside_stacklevel() -> int:
+    """The stacklevel, for a warning raised by our caller, of the first frame
+    outside betterall and the import system: the user's ``import betterall``
+    (or first call), where the warning belongs and where filters match it."""
+    package = os.path.dirname(os.path.abspath(__file__)) + os.sep
+    level, frame = 1, sys._getframe(1)
+    while frame.f_back is not None:
+        name = frame.f_code.co_filename
+        if name.startswith(package):
+            level += 1
+        elif not name.startswith("<frozen importlib"):
+            break
+        # (warnings.warn does not count the import system's frames itself)
+        frame = frame.f_back
+    return level
 
 
 _engines: dict[str, ModuleType] | None = None

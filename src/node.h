@@ -47,87 +47,88 @@ graph_swap_in(GraphObject *g, NodeObject *node)
     if (g->current == node) {
         return 0;
     }
+    int first = g->current == NULL; /* the batch's first swap sets g->outer */
     if (st->current_tasks != NULL) {
         /* What _swap_current_task does, as one store into asyncio's table
          * (it replaces the current task without asking it to leave first,
          * on 3.11 as well, where _enter_task would refuse). */
-        if (g->current == NULL) {
+        if (first) {
             PyObject *prev = PyDict_GetItemWithError(st->current_tasks, g->loop);
             if (prev == NULL && PyErr_Occurred()) {
                 return -1;
             }
             g->outer = Py_NewRef(prev != NULL ? prev : Py_None);
-            graph_note_caller(g);
         }
         if (PyDict_SetItem(st->current_tasks, g->loop, (PyObject *)node) < 0) {
-            if (g->current == NULL) {
+            if (first) {
                 Py_CLEAR(g->outer);
             }
             return -1;
         }
-        g->current = node;
-        return 0;
-    }
-#if BA_HAVE_SWAP_CURRENT_TASK
-    PyObject *args[2] = {g->loop, (PyObject *)node};
-    PyObject *prev = PyObject_Vectorcall(st->swap_current_task, args, 2, NULL);
-    if (prev == NULL) {
-        return -1;
-    }
-    if (g->current == NULL) {
-        g->outer = prev;
-        graph_note_caller(g);
     }
     else {
-        Py_DECREF(prev);
-    }
-#else
-    /* 3.11 refuses to enter a task while another one is current: leave the
-     * current one first. */
-    PyObject *args[2] = {g->loop, NULL};
-    if (g->current == NULL) {
-        PyObject *prev = PyObject_CallOneArg(st->current_task, g->loop);
+#if BA_HAVE_SWAP_CURRENT_TASK
+        PyObject *args[2] = {g->loop, (PyObject *)node};
+        PyObject *prev = PyObject_Vectorcall(st->swap_current_task, args, 2, NULL);
         if (prev == NULL) {
             return -1;
         }
-        g->outer = prev;
-        graph_note_caller(g);
-        args[1] = prev;
-    }
-    else {
-        args[1] = (PyObject *)g->current;
-    }
-    if (args[1] != Py_None) {
-        PyObject *r = PyObject_Vectorcall(st->leave_task, args, 2, NULL);
-        if (r == NULL) {
-            if (g->current == NULL) {
-                Py_CLEAR(g->outer);
+        if (first) {
+            g->outer = prev;
+        }
+        else {
+            Py_DECREF(prev);
+        }
+#else
+        /* 3.11 refuses to enter a task while another one is current:
+         * leave the current one first. */
+        PyObject *args[2] = {g->loop, NULL};
+        if (first) {
+            PyObject *prev = PyObject_CallOneArg(st->current_task, g->loop);
+            if (prev == NULL) {
+                return -1;
             }
+            g->outer = prev;
+            args[1] = prev;
+        }
+        else {
+            args[1] = (PyObject *)g->current;
+        }
+        if (args[1] != Py_None) {
+            PyObject *r = PyObject_Vectorcall(st->leave_task, args, 2, NULL);
+            if (r == NULL) {
+                if (first) {
+                    Py_CLEAR(g->outer);
+                }
+                return -1;
+            }
+            Py_DECREF(r);
+        }
+        args[1] = (PyObject *)node;
+        PyObject *r = PyObject_Vectorcall(st->enter_task, args, 2, NULL);
+        if (r == NULL) {
+            /* Nobody is current now: put the outer task back. */
+            PyObject *outer = g->outer;
+            g->outer = NULL;
+            g->current = NULL;
+            if (outer != NULL && outer != Py_None) {
+                PyObject *exc = ba_fetch_exc();
+                args[1] = outer;
+                PyObject *r2 = PyObject_Vectorcall(st->enter_task, args, 2, NULL);
+                Py_XDECREF(r2);
+                PyErr_Clear();
+                ba_restore_exc(exc);
+            }
+            Py_XDECREF(outer);
             return -1;
         }
         Py_DECREF(r);
-    }
-    args[1] = (PyObject *)node;
-    PyObject *r = PyObject_Vectorcall(st->enter_task, args, 2, NULL);
-    if (r == NULL) {
-        /* Nobody is current now: put the outer task back. */
-        PyObject *outer = g->outer;
-        g->outer = NULL;
-        g->current = NULL;
-        if (outer != NULL && outer != Py_None) {
-            PyObject *exc = ba_fetch_exc();
-            args[1] = outer;
-            PyObject *r2 = PyObject_Vectorcall(st->enter_task, args, 2, NULL);
-            Py_XDECREF(r2);
-            PyErr_Clear();
-            ba_restore_exc(exc);
-        }
-        Py_XDECREF(outer);
-        return -1;
-    }
-    Py_DECREF(r);
 #endif
+    }
     g->current = node;
+    if (first) {
+        graph_note_caller(g);
+    }
     return 0;
 }
 

@@ -62,6 +62,7 @@ with warnings.catch_warnings(record=True) as w:
 print(betterall.ENGINE, list(betterall._engines()))
 for warning in w:
     print(warning.category.__name__, str(warning.message))
+    print("at", warning.filename)
 """
 
 
@@ -71,9 +72,11 @@ def test_a_broken_extension_falls_back_with_a_warning():
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
     assert lines[0] == "python ['python']"
-    assert len(lines) == 2, lines
+    assert len(lines) == 3, lines
     assert lines[1].startswith("RuntimeWarning betterall: the C engine is installed but not used")
     assert "could not be imported (undefined symbol: PyFoo_Bar)" in lines[1]
+    # Attributed to the user's `import betterall`, not to betterall's own code.
+    assert lines[2] == "at <string>"
 
 
 def test_an_install_without_the_extension_is_silent():
@@ -119,7 +122,8 @@ def test_a_current_task_swap_that_does_not_take_falls_back_with_a_warning():
     v = sys.version_info
     assert f"does not work on this Python ({v.major}.{v.minor}.{v.micro}" in lines[1]
     assert "inside a task, asyncio.current_task() is None, not the task" in lines[1]
-    assert lines[2] == "{'a': 1, 'b': (2, 'b')}"
+    assert lines[2] == "at <string>"
+    assert lines[3] == "{'a': 1, 'b': (2, 'b')}"
 
 
 @_C_BUILT
@@ -141,7 +145,8 @@ def test_a_current_task_table_that_is_not_read_falls_back_with_a_warning():
     lines = r.stdout.splitlines()
     assert lines[0] == "python ['python']"
     assert "inside a task, asyncio.current_task() is None, not the task" in lines[1]
-    assert lines[2] == "{'a': 1, 'b': (2, 'b')}"
+    assert lines[2] == "at <string>"
+    assert lines[3] == "{'a': 1, 'b': (2, 'b')}"
 
 
 @_C_BUILT
