@@ -252,22 +252,22 @@ class _Guard:
         return throw(exc)
 
     def _check(self, yielded: Any) -> Any:
-        while (
-            yielded is not None
-            and type(yielded) not in _NATIVE_FUTURES
-            and not _is_asyncio_future_type(type(yielded))
+        if (
+            yielded is None
+            or type(yielded) in _NATIVE_FUTURES
+            or _is_asyncio_future_type(type(yielded))
         ):
-            try:
-                if not getattr(yielded, "_asyncio_future_blocking", None):
-                    return yielded  # a bad yield: asyncio.Task handles it
-                yielded._asyncio_future_blocking = False
-                return self._wait_on(yielded)
-            except Exception as error:  # noqa: BLE001
-                # Thrown in on the next loop turn, as asyncio.Task (and the
-                # C engine) do with a bad yield: a bare yield until then.
-                self._error = error
-                return None
-        return yielded
+            return yielded
+        try:
+            if not getattr(yielded, "_asyncio_future_blocking", None):
+                return yielded  # a bad yield: asyncio.Task handles it
+            yielded._asyncio_future_blocking = False
+            return self._wait_on(yielded)
+        except Exception as error:  # noqa: BLE001
+            # Thrown in on the next loop turn, as asyncio.Task (and the C
+            # engine) do with a bad yield: a bare yield until then.
+            self._error = error
+            return None
 
     def _wait_on(self, fut: Any) -> asyncio.Future[None]:
         loop = self._node.graph.loop

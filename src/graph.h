@@ -1146,9 +1146,9 @@ function_takes_no_arguments(PyObject *func, int implicit)
     if (names == NULL) {
         return -1;
     }
-    int all_defaulted = 1;
-    for (int i = co->co_argcount; all_defaulted && i < co->co_argcount + co->co_kwonlyargcount;
-         i++) {
+    int all_defaulted = 1; /* then 0 at the first one without, -1 on error */
+    for (int i = co->co_argcount;
+         all_defaulted == 1 && i < co->co_argcount + co->co_kwonlyargcount; i++) {
         all_defaulted = PyDict_Contains(kwdefaults, PyTuple_GET_ITEM(names, i));
     }
     Py_DECREF(names);
