@@ -25,6 +25,7 @@ from fastapi import Depends, FastAPI, Query, Request
 from fastapi.responses import JSONResponse
 
 import betterall
+from betterall.asgi import CancelOnDisconnect
 from starlette_app import RequestIdMiddleware
 from webdemo.clients import CLIENTS, UpstreamError
 from webdemo.handlers import Handlers
@@ -38,7 +39,12 @@ HandlersDep = Annotated[Handlers, Depends(get_handlers)]
 
 
 def make_app(
-    upstream_url: str | None = None, *, ba: Any = betterall, trace: Any = None, client: str = "aiohttp"
+    upstream_url: str | None = None,
+    *,
+    ba: Any = betterall,
+    trace: Any = None,
+    client: str = "aiohttp",
+    cancel_on_disconnect: bool = True,
 ) -> FastAPI:
     """The app; the arguments are those of ``starlette_app.make_app``."""
     upstream_url = upstream_url or os.environ["UPSTREAM_URL"]
@@ -53,6 +59,9 @@ def make_app(
 
     app = FastAPI(lifespan=lifespan, openapi_url=None, docs_url=None, redoc_url=None)
     app.add_middleware(RequestIdMiddleware)
+    if cancel_on_disconnect:
+        # Added last, so outermost: a client that hangs up cancels the handler.
+        app.add_middleware(CancelOnDisconnect)
 
     @app.exception_handler(UpstreamError)
     async def upstream_failed(request: Request, exc: UpstreamError) -> JSONResponse:

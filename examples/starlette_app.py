@@ -31,6 +31,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import betterall
+from betterall.asgi import CancelOnDisconnect
 from webdemo.clients import CLIENTS, UpstreamError, request_id
 from webdemo.handlers import PATTERNS, VARIANTS, Handlers
 
@@ -77,12 +78,19 @@ def _seconds(request: Request, name: str, default: float | None) -> float | None
 
 
 def make_app(
-    upstream_url: str | None = None, *, ba: Any = betterall, trace: Any = None, client: str = "httpx"
+    upstream_url: str | None = None,
+    *,
+    ba: Any = betterall,
+    trace: Any = None,
+    client: str = "httpx",
+    cancel_on_disconnect: bool = True,
 ) -> Starlette:
     """The app. ``ba`` provides ``all``/``all_settled``/``flow`` (the
     ``betterall`` module by default); ``trace`` is given to every graph as
     ``debug=``. The upstream is ``upstream_url``, else ``$UPSTREAM_URL``,
-    called with ``client`` (``"httpx"`` or ``"aiohttp"``)."""
+    called with ``client`` (``"httpx"`` or ``"aiohttp"``). With
+    ``cancel_on_disconnect`` (the default) a handler whose client hangs up is
+    cancelled, graph and upstream calls included (``betterall.asgi``)."""
     upstream_url = upstream_url or os.environ["UPSTREAM_URL"]
     client_class = CLIENTS[client]
 
@@ -139,7 +147,10 @@ def make_app(
     ]
     return Starlette(
         routes=routes,
-        middleware=[Middleware(RequestIdMiddleware)],
+        middleware=[
+            *([Middleware(CancelOnDisconnect)] if cancel_on_disconnect else []),
+            Middleware(RequestIdMiddleware),
+        ],
         exception_handlers={UpstreamError: upstream_failed, TimeoutError: deadline_passed},
         lifespan=lifespan,
     )

@@ -69,10 +69,20 @@ def framework(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
+def app_options() -> dict[str, Any]:
+    """Extra keyword arguments of the app's ``make_app`` (a test overrides this)."""
+    return {}
+
+
+@pytest.fixture
 async def app_server(
-    framework: str, ba: types.SimpleNamespace, upstream: Upstream, traces: list[Any]
+    framework: str,
+    ba: types.SimpleNamespace,
+    upstream: Upstream,
+    traces: list[Any],
+    app_options: dict[str, Any],
 ) -> AsyncIterator[AppServer]:
-    async with start_app(framework, upstream.url, ba=ba, trace=traces.append) as server:
+    async with start_app(framework, upstream.url, ba=ba, trace=traces.append, **app_options) as server:
         yield server
 
 

@@ -151,12 +151,48 @@ async def test_client_disconnect_cancels_the_graph_and_its_upstream_calls(
     }
 
 
+@pytest.mark.parametrize("framework", ["starlette", "fastapi"])
+@pytest.mark.parametrize("latencies", [{**FAST, "comments": 3.0}])
+async def test_cancel_on_disconnect_cancels_the_graph_when_the_client_times_out(
+    app_server: AppServer, upstream: Upstream, traces: list[Any]
+) -> None:
+    """uvicorn + betterall.asgi.CancelOnDisconnect (the example apps' default):
+    an httpx client that gives up cancels the graph and its upstream calls,
+    and uvicorn logs nothing (the autouse fixture fails the test on an error log)."""
+    comments = upstream.stats["comments"]
+    async with httpx.AsyncClient(base_url=app_server.url) as client:
+        with pytest.raises(httpx.ReadTimeout):
+            await client.get("/betterall/feed", timeout=httpx.Timeout(5.0, read=0.5))
+    assert comments.started == POSTS_PER_USER  # the client left while they were in flight
+    took = await eventually(
+        lambda: bool(traces) and upstream.in_flight == 0 and app_server.upstream_client.in_flight == 0,
+        "the graph finished and no upstream call is in flight",
+    )
+    assert took < 1.5  # long before the comments would have answered (3 s after they started)
+    assert (comments.cancelled, comments.completed) == (POSTS_PER_USER, 0)
+    (trace,) = traces
+    statuses = _statuses(trace)
+    assert statuses.pop("likes") in ("fulfilled", "cancelled")
+    assert statuses == {
+        "user": "fulfilled",
+        "trending": "fulfilled",
+        "posts": "fulfilled",
+        "comments": "cancelled",
+        "feed": "cancelled",
+    }
+    # The server is still serving, on a new connection.
+    async with httpx.AsyncClient(base_url=app_server.url) as client:
+        assert (await client.get("/healthz")).status_code == 200
+
+
 @pytest.mark.parametrize("framework", ["starlette"])
+@pytest.mark.parametrize("app_options", [{"cancel_on_disconnect": False}])
 @pytest.mark.parametrize("latencies", [{**FAST, "comments": 0.3}])
 async def test_uvicorn_lets_the_handler_finish_after_a_disconnect(
     app_server: AppServer, upstream: Upstream, traces: list[Any]
 ) -> None:
-    """uvicorn does not cancel a handler whose client left: the graph completes, and leaves nothing behind."""
+    """Without the middleware uvicorn does not cancel a handler whose client
+    left: the graph completes, and leaves nothing behind."""
     comments = upstream.stats["comments"]
     await _send_then_disconnect(app_server.url, "/betterall/feed", lambda: comments.started > 0)
     await eventually(lambda: bool(traces), "the graph finished")

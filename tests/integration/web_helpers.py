@@ -50,13 +50,14 @@ class AppServer:
 
 @contextlib.asynccontextmanager
 async def start_app(
-    framework: str, upstream_url: str, *, ba: Any = None, trace: Any = None
+    framework: str, upstream_url: str, *, ba: Any = None, trace: Any = None, **app_options: Any
 ) -> AsyncIterator[AppServer]:
     """Start one of the example apps (its lifespan included) on a free port.
 
     ``ba``: the engine-bound API to build the app with (``None``: the app's
-    default, for tests that run no graph)."""
-    options: dict[str, Any] = {"trace": trace}
+    default, for tests that run no graph); ``app_options`` go to its
+    ``make_app``."""
+    options: dict[str, Any] = {"trace": trace, **app_options}
     if ba is not None:
         options["ba"] = ba
     if framework == "aiohttp":
