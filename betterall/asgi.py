@@ -97,8 +97,11 @@ class CancelOnDisconnect:
                 task.uncancel()
         finally:
             request.finished = True
+            # Not awaited: it ends on the loop's next turn by itself, never
+            # with an error to retrieve, and holds nothing of the handler's.
+            # Awaiting it would cost every request a loop turn (about 5 % of
+            # a trivial endpoint's time under uvicorn).
             watcher.cancel()
-            await asyncio.wait((watcher,))
 
 
 class _Request:
