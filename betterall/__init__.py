@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 from . import _engine
 from ._engine import engines as _engines
 from ._errors import CycleError, FlowEnd, UnknownTaskError
+from ._fallback import fallback
 from ._graph import Graph, Results, SettledResults, Task, task
 from ._trace import TaskTrace, Trace
 from ._types import Fulfilled, Rejected, Settled, Signal, in_task, in_thread
@@ -49,6 +50,7 @@ __all__ = (
     "__version__",
     "all",
     "all_settled",
+    "fallback",
     "flow",
     "in_task",
     "in_thread",

@@ -54,6 +54,7 @@ from . import _engine as _selection
 from ._prepare import Bind
 from ._trace import Trace
 from ._types import InTask, Outcome, Settled, Signal
+from ._fallback import Fallback
 
 if TYPE_CHECKING:
     from typing import Never, Protocol, Self
@@ -98,13 +99,15 @@ class Task(Generic[G_co, T_co]):
 
     __slots__ = ("fn", "func", "name", "owner")
 
-    fn: Callable[..., Any]  # what the engine calls (the function, or its InTask)
+    fn: Callable[..., Any]  # what the engine calls (the function, or its InTask or Fallback)
     func: Callable[..., Any]  # the method itself (a Python function)
     name: str
     owner: type[Graph] | None
 
     def __init__(self, fn: Callable[..., Any]) -> None:
-        func = fn.__wrapped__ if isinstance(fn, InTask) else fn
+        func = fn
+        while isinstance(func, (InTask, Fallback)):  # the method under its markers
+            func = func.__wrapped__
         if not isinstance(func, types.FunctionType):
             raise TypeError(
                 "@betterall.task goes on a method defined with def or async def"

@@ -39,6 +39,7 @@ import weakref
 from typing import Any, Final
 
 from ._errors import CycleError, FlowEnd, UnknownTaskError
+from ._fallback import _FellBack
 from ._prepare import Bind, Spec, check_bind, check_debug, check_timeout, prepare
 from ._trace import TaskStatus, TaskTrace, Trace
 from ._support import create_task, report
@@ -76,6 +77,7 @@ class _Node:
         "cancelled_by_graph",
         "timed_out",
         "ended",
+        "fell_back",
         "start",
         "end",
         "deps",
@@ -88,6 +90,7 @@ class _Node:
         self.name = spec.name
         self.state = PENDING
         self.status: TaskStatus = "cancelled"
+        self.fell_back = False  # fulfilled with a ba.fallback value
         self.value: Any = None
         self.error: BaseException | None = None
         self.task: asyncio.Task[None] | None = None
@@ -474,6 +477,9 @@ class _Graph:
                 # too late to count.
                 self._finish(node, "cancelled")
             else:
+                if type(result) is _FellBack:
+                    node.fell_back = True
+                    result = result.value
                 self._finish(node, "fulfilled", value=result)
 
     # -- the call ------------------------------------------------------------
@@ -527,7 +533,7 @@ class _Graph:
                 name,
                 node.start,
                 node.end,
-                node.status,
+                "fallback" if node.fell_back else node.status,
                 tuple(node.deps),
                 tuple(node.waits),
             )

@@ -28,12 +28,15 @@ The layout follows better-all's chart (trailing spaces trimmed here)::
   ``-`` for none.
 * ``Duration`` is in milliseconds with one decimal.  A task whose status is
   not ``"fulfilled"`` has its status written after the duration
-  (``rejected``, ``cancelled``, or ``ended`` for the task that called
-  ``_end``), so cancelled and ended tasks are told apart from finished ones.
+  (``rejected``, ``cancelled``, ``ended`` for the task that called
+  ``_end``, or ``fallback`` for a task that failed or ran out of its own
+  time and gave its ``ba.fallback`` value), so cancelled and ended tasks are
+  told apart from finished ones.
 * The timeline has ``width`` columns spanning the trace from its start to
   its end (``Trace.total``); each column shows the task's state at the
   column's midpoint: ``█`` running, ``▓`` running in a task that failed
-  (status ``"rejected"``), ``░`` waiting on a sibling (one of the task's
+  (status ``"rejected"``, or ``"fallback"``: it failed, then fell back),
+  ``░`` waiting on a sibling (one of the task's
   ``waits``), a space outside the task.  A task that ran at all takes at
   least one column, however short it was; a task that never started
   (status ``"cancelled"`` and zero duration) takes none.
@@ -137,7 +140,7 @@ def _timeline(task: TaskTrace, origin: float, span: float, width: int) -> str:
     """
     if not _ran(task):
         return IDLE * width
-    run = FAILED if task.status == "rejected" else RUNNING
+    run = FAILED if task.status in ("rejected", "fallback") else RUNNING
 
     def state_at(moment: float) -> str:
         for wait_start, wait_end in task.waits:

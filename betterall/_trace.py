@@ -11,7 +11,7 @@ from typing import Any, Literal, NamedTuple
 
 __all__ = ("TaskStatus", "TaskTrace", "Trace")
 
-TaskStatus = Literal["fulfilled", "rejected", "cancelled", "ended"]
+TaskStatus = Literal["fulfilled", "rejected", "cancelled", "ended", "fallback"]
 
 
 class _TaskTraceFields(NamedTuple):

@@ -313,6 +313,33 @@ class Shapes:
             check(result is None, "big: flow")
         return 1
 
+    async def shape_fallback(self, r: int) -> int:
+        """ba.fallback: a sync and an async failure, its own timeout, a
+        computed value, a sibling reading it; traced every other round."""
+        import betterall
+
+        async def feed(self: Any) -> Any:
+            return [await self.failed, await self.timed_out]
+
+        traces: list[Any] = []
+        tasks = {
+            "sync": betterall.fallback(fails_now, 1),
+            "failed": betterall.fallback(fails_later, compute=lambda exc: type(exc).__name__),
+            "timed_out": betterall.fallback(sleeper, "late", timeout=0),
+            "fine": betterall.fallback(leaf, None),
+            "feed": feed,
+        }
+        mode = MODES[r % 2]  # all, all_settled
+        result = await self.modes[mode](tasks, debug=traces.append if r % 2 else False)
+        if mode == "all_settled":
+            result = {name: outcome.value for name, outcome in result.items()}
+        check(result == {"sync": 1, "failed": "Boom", "timed_out": "late", "fine": 1,
+                         "feed": ["Boom", "late"]}, f"fallback: {result}")
+        if traces:
+            statuses = [t.status for t in traces[0].tasks.values()]
+            check(statuses == ["fallback"] * 3 + ["fulfilled"] * 2, f"fallback trace: {statuses}")
+        return 1
+
     async def shape_in_task(self, r: int) -> int:
         async def real(self: Any) -> str:
             task = asyncio.current_task()

@@ -190,6 +190,7 @@ module_exec(PyObject *module)
     IMPORT(Settled, "betterall._types", "Settled");
     IMPORT(Signal, "betterall._types", "Signal");
     IMPORT(InTask, "betterall._types", "InTask");
+    IMPORT(FellBack, "betterall._fallback", "_FellBack");
     IMPORT(prepare, "betterall._prepare", "prepare");
     IMPORT(check_timeout, "betterall._prepare", "check_timeout");
     IMPORT(check_debug, "betterall._prepare", "check_debug");
@@ -221,6 +222,7 @@ module_exec(PyObject *module)
     INTERN(s_rejected, "rejected");
     INTERN(s_cancelled, "cancelled");
     INTERN(s_ended, "ended");
+    INTERN(s_fallback, "fallback");
     INTERN(s_gi_code, "gi_code");
     INTERN(s_co_flags, "co_flags");
     PyObject *context = PyUnicode_InternFromString("context");
@@ -241,7 +243,7 @@ module_exec(PyObject *module)
     X(get_running_loop) X(current_tasks) X(swap_current_task) X(enter_task)    \
     X(leave_task) X(current_task) X(Task) X(CancelledError) X(InvalidStateError)       \
     X(FlowEnd) X(CycleError) X(UnknownTaskError) X(Settled) X(Signal)          \
-    X(InTask)                                                                  \
+    X(InTask) X(FellBack)                                                      \
     X(prepare) X(check_timeout) X(check_debug) X(check_bind) X(partial_type)  \
     X(in_task_coroutine)                                                       \
     X(TaskTrace) X(Trace) X(report) X(monotonic) X(s_add_done_callback)          \
@@ -249,7 +251,7 @@ module_exec(PyObject *module)
     X(s_set_result) X(s_done) X(s_result) X(s_cancel) X(s_throw) X(s_blocking)  \
     X(s_get_loop) X(s_loop)                                                    \
     X(s_abort) X(s_for_name) X(s_value) X(s_fulfilled) X(s_rejected)          \
-    X(s_cancelled) X(s_ended) X(s_gi_code) X(s_co_flags) X(kw_context) X(stop_iter)
+    X(s_cancelled) X(s_ended) X(s_fallback) X(s_gi_code) X(s_co_flags) X(kw_context) X(stop_iter)
 
 static int
 module_traverse(PyObject *module, visitproc visit, void *arg)

@@ -437,7 +437,7 @@ graph_report(GraphObject *g, int failing)
                 ? Py_NewRef(prev_end)
                 : PyFloat_FromDouble(node->t_start),
             PyFloat_FromDouble(node->t_end),
-            Py_NewRef(status_name(st, node->status)),
+            Py_NewRef(node->fell_back ? st->s_fallback : status_name(st, node->status)),
             trace_tuple(node->deps),
             trace_tuple(node->waits),
         };

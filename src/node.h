@@ -431,6 +431,17 @@ node_on_return(NodeObject *node, PyObject *value)
         /* It swallowed the graph's cancellation: too late to count. */
         return node_finish(node, ST_CANCELLED, NULL, NULL);
     }
+    if (Py_IS_TYPE(value, (PyTypeObject *)node->mst->FellBack)) {
+        /* ba.fallback gave its value: unwrap it, and say so in the trace. */
+        PyObject *inner = PyObject_GetAttr(value, node->mst->s_value);
+        if (inner == NULL) {
+            return -1;
+        }
+        node->fell_back = 1;
+        int rc = node_finish(node, ST_FULFILLED, inner, NULL);
+        Py_DECREF(inner);
+        return rc;
+    }
     return node_finish(node, ST_FULFILLED, value, NULL);
 }
 

@@ -87,6 +87,7 @@ typedef struct {
     PyObject *Settled;
     PyObject *Signal;
     PyObject *InTask;
+    PyObject *FellBack;    /* a fallback's value on its way (betterall._fallback) */
     PyObject *prepare;
     PyObject *check_timeout;
     PyObject *check_debug;
@@ -119,6 +120,7 @@ typedef struct {
     PyObject *s_rejected;
     PyObject *s_cancelled;
     PyObject *s_ended;
+    PyObject *s_fallback;
     PyObject *s_gi_code;
     PyObject *s_co_flags;
     PyObject *kw_context; /* ("context",) */
@@ -210,6 +212,7 @@ struct NodeObject {
     unsigned char timed_out;
     unsigned char ended;
     unsigned char queued;
+    unsigned char fell_back; /* fulfilled with a fallback's value */
 };
 
 struct GraphObject {

@@ -136,7 +136,7 @@ def outcome(results: ba.SettledResults[Dashboard], task: ba.Task[Dashboard, T]) 
 
 
 def keep(trace: ba.Trace) -> None:
-    assert_type(trace.tasks["user"].status, Literal["fulfilled", "rejected", "cancelled", "ended"])
+    assert_type(trace.tasks["user"].status, Literal["fulfilled", "rejected", "cancelled", "ended", "fallback"])
 
 
 async def main() -> None:

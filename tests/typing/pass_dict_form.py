@@ -139,7 +139,7 @@ def show(trace: ba.Trace) -> None:
         assert_type(task, ba.TaskTrace)
         assert_type(task.name, str)
         assert_type(task.duration, float)
-        assert_type(task.status, Literal["fulfilled", "rejected", "cancelled", "ended"])
+        assert_type(task.status, Literal["fulfilled", "rejected", "cancelled", "ended", "fallback"])
         assert_type(task.deps, tuple[str, ...])
         assert_type(task.waits, tuple[tuple[float, float], ...])
 
