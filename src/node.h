@@ -766,11 +766,8 @@ node_step(NodeObject *node)
         return rc;
     case PYGEN_ERROR:
         if (raised == NULL) {
-            raised = PyObject_CallOneArg(PyExc_SystemError,
-                                         PyUnicode_FromString("task step failed without an exception"));
-            if (raised == NULL) {
-                return -1;
-            }
+            PyErr_SetString(PyExc_SystemError, "task step failed without an exception");
+            raised = ba_fetch_exc();
         }
         return node_on_error(node, raised);
     default:
@@ -1079,17 +1076,13 @@ static PyObject *
 node_cancel_meth(NodeObject *self, PyObject *const *args, Py_ssize_t nargs,
                  PyObject *kwnames)
 {
-    PyObject *msg = NULL;
-    Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
-    if (nargs + nkw > 1 || (nkw == 1 && !PyUnicode_CompareWithASCIIString(PyTuple_GET_ITEM(kwnames, 0), "msg") == 0)) {
-        PyErr_SetString(PyExc_TypeError, "cancel() takes one optional argument, msg");
+    PyObject *msg;
+    if (parse_optional(args, nargs, kwnames, 0, "msg", 0, &msg,
+                       "cancel() takes one optional argument, msg") < 0) {
         return NULL;
     }
-    if (nargs + nkw == 1) {
-        msg = args[0];
-        if (msg == Py_None) {
-            msg = NULL;
-        }
+    if (msg == Py_None) {
+        msg = NULL;
     }
     int r = node_cancel(self, msg);
     if (r < 0) {
@@ -1184,22 +1177,15 @@ static PyObject *
 node_add_done_callback(NodeObject *self, PyObject *const *args, Py_ssize_t nargs,
                        PyObject *kwnames)
 {
-    PyObject *context = NULL;
-    Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
-    if (nargs != 1 || nkw > 1 ||
-        (nkw == 1 && !PyUnicode_CompareWithASCIIString(PyTuple_GET_ITEM(kwnames, 0), "context") == 0)) {
-        PyErr_SetString(PyExc_TypeError,
-                        "add_done_callback() takes a callback and an optional context=");
+    PyObject *context;
+    if (parse_optional(args, nargs, kwnames, 1, "context", 1, &context,
+                       "add_done_callback() takes a callback and an optional context=") < 0) {
         return NULL;
     }
-    if (nkw == 1 && args[1] != Py_None) {
-        context = Py_NewRef(args[1]);
-    }
-    else {
-        context = PyContext_CopyCurrent();
-        if (context == NULL) {
-            return NULL;
-        }
+    context = (context != NULL && context != Py_None) ? Py_NewRef(context)
+                                                      : PyContext_CopyCurrent();
+    if (context == NULL) {
+        return NULL;
     }
     if (self->state == NODE_DONE) {
         int r = call_soon_in(self->graph ? self->graph->loop : NULL, self->mst,
@@ -1212,9 +1198,7 @@ node_add_done_callback(NodeObject *self, PyObject *const *args, Py_ssize_t nargs
     }
     if (self->graph == NULL) {
         Py_DECREF(context);
-        PyErr_Format(PyExc_RuntimeError, "the betterall call of task %R is no longer running",
-                     self->name);
-        return NULL;
+        return context_gone(self);
     }
     PyObject *pair = PyTuple_Pack(2, args[0], context);
     Py_DECREF(context);

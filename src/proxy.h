@@ -9,15 +9,6 @@
 
 static PyObject *graph_names(GraphObject *g);
 
-/* RuntimeError for a context used after its call has finished.  (A
- * sibling awaitable taken during the call still gives its result.) */
-static PyObject *
-context_gone(NodeObject *node)
-{
-    PyErr_Format(PyExc_RuntimeError,
-                 "the betterall call of task %R is no longer running", node->name);
-    return NULL;
-}
 
 static inline int
 context_live(NodeObject *node)
@@ -203,18 +194,16 @@ context_end(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *k
     }
     GraphObject *g = node->graph;
     mod_state *st = node->mst;
-    PyObject *value = Py_None;
+    PyObject *value;
     if (!context_live(node)) {
         return context_gone(node);
     }
-    Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
-    if (nargs + nkw > 1 ||
-        (nkw == 1 && PyUnicode_CompareWithASCIIString(PyTuple_GET_ITEM(kwnames, 0), "value") != 0)) {
-        PyErr_SetString(PyExc_TypeError, "_end() takes one optional argument, value");
+    if (parse_optional(args, nargs, kwnames, 0, "value", 0, &value,
+                       "_end() takes one optional argument, value") < 0) {
         return NULL;
     }
-    if (nargs + nkw == 1) {
-        value = args[0];
+    if (value == NULL) {
+        value = Py_None;
     }
     if (g->mode != MODE_FLOW) {
         PyErr_Format(PyExc_RuntimeError,

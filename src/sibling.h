@@ -208,8 +208,7 @@ sibling_block(SiblingObject *s)
     NodeObject *waiter = s->waiter, *target = s->target;
     mod_state *st = waiter->mst;
     if (waiter->graph == NULL) {
-        PyErr_Format(PyExc_RuntimeError,
-                     "the betterall call of task %R is no longer running", waiter->name);
+        context_gone(waiter);
         return -1;
     }
     PyObject *cycle = find_cycle(waiter, target);
@@ -718,15 +717,13 @@ sibling_add_done_callback(PyObject *self, PyObject *const *args, Py_ssize_t narg
                           PyObject *kwnames)
 {
     SiblingObject *s = (SiblingObject *)self;
-    Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
-    if (nargs != 1 || nkw > 1 ||
-        (nkw == 1 && PyUnicode_CompareWithASCIIString(PyTuple_GET_ITEM(kwnames, 0), "context") != 0)) {
-        PyErr_SetString(PyExc_TypeError,
-                        "add_done_callback() takes a callback and an optional context=");
+    PyObject *context;
+    if (parse_optional(args, nargs, kwnames, 1, "context", 1, &context,
+                       "add_done_callback() takes a callback and an optional context=") < 0) {
         return NULL;
     }
-    PyObject *context = (nkw == 1 && args[1] != Py_None) ? Py_NewRef(args[1])
-                                                        : PyContext_CopyCurrent();
+    context = (context != NULL && context != Py_None) ? Py_NewRef(context)
+                                                      : PyContext_CopyCurrent();
     if (context == NULL) {
         return NULL;
     }
@@ -787,16 +784,17 @@ sibling_cancel(PyObject *self, PyObject *const *args, Py_ssize_t nargs,
                PyObject *kwnames)
 {
     SiblingObject *s = (SiblingObject *)self;
-    Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
-    if (nargs + nkw > 1 ||
-        (nkw == 1 && PyUnicode_CompareWithASCIIString(PyTuple_GET_ITEM(kwnames, 0), "msg") != 0)) {
-        PyErr_SetString(PyExc_TypeError, "cancel() takes one optional argument, msg");
+    PyObject *msg;
+    if (parse_optional(args, nargs, kwnames, 0, "msg", 0, &msg,
+                       "cancel() takes one optional argument, msg") < 0) {
         return NULL;
     }
     if (sibling_is_done(s) || s->waiter->graph == NULL) {
         Py_RETURN_FALSE;
     }
-    PyObject *msg = (nargs + nkw == 1 && args[0] != Py_None) ? args[0] : NULL;
+    if (msg == Py_None) {
+        msg = NULL;
+    }
     sibling_unregister(s);
     s->state = SIB_CANCELLED;
     Py_XSETREF(s->cancel_msg, Py_XNewRef(msg));

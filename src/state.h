@@ -309,6 +309,38 @@ refs_item(PyObject *slot, Py_ssize_t i)
     return PyList_CheckExact(slot) ? PyList_GET_ITEM(slot, i) : slot;
 }
 
+/* RuntimeError for a task's context, or a wait of it, used after its call
+ * has finished.  Always NULL.  (A sibling awaitable taken during the call
+ * still gives its result.) */
+static PyObject *
+context_gone(NodeObject *node)
+{
+    PyErr_Format(PyExc_RuntimeError,
+                 "the betterall call of task %R is no longer running", node->name);
+    return NULL;
+}
+
+/* The arguments of a METH_FASTCALL | METH_KEYWORDS method that takes
+ * `required` positional arguments (0 or 1), then one optional argument
+ * `name`, by position or keyword (by keyword only when `kwonly`).  Sets
+ * *opt to it (borrowed) or NULL.  0, or -1 with TypeError(usage). */
+static int
+parse_optional(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
+               Py_ssize_t required, const char *name, int kwonly,
+               PyObject **opt, const char *usage)
+{
+    Py_ssize_t nkw = kwnames != NULL ? PyTuple_GET_SIZE(kwnames) : 0;
+    if (nargs < required || nargs + nkw > required + 1 ||
+        (kwonly && nargs != required) ||
+        (nkw == 1 &&
+         PyUnicode_CompareWithASCIIString(PyTuple_GET_ITEM(kwnames, 0), name) != 0)) {
+        PyErr_SetString(PyExc_TypeError, usage);
+        return -1;
+    }
+    *opt = nargs + nkw > required ? args[required] : NULL;
+    return 0;
+}
+
 /* Fetch the raised exception (normalised), leaving none set. */
 static inline PyObject *
 ba_fetch_exc(void)
