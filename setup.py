@@ -38,7 +38,7 @@ if not flag("BETTERALL_NO_EXTENSIONS"):
             "betterall._cengine",
             sources=["src/_cengine.c"],
             depends=[os.path.join("src", f) for f in
-                     ("state.h", "node.h", "sibling.h", "proxy.h", "graph.h")],
+                     ("state.h", "node.h", "sibling.h", "context.h", "graph.h")],
             extra_compile_args=extra_compile_args,
             extra_link_args=extra_link_args,
             undef_macros=undef_macros,

@@ -22,7 +22,7 @@
 #include "state.h"
 #include "node.h"
 #include "sibling.h"
-#include "proxy.h"
+#include "context.h"
 #include "graph.h"
 
 static PyObject *

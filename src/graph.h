@@ -13,6 +13,10 @@
  * The ready queue holds nodes to resume, in order; graph_drain() steps them
  * one at a time in a loop, so a chain of 100k waits never recurses.
  */
+#ifndef BETTERALL_GRAPH_H
+#define BETTERALL_GRAPH_H
+
+#include "state.h"
 
 static void
 graph_enqueue(GraphObject *g, NodeObject *node)
@@ -44,7 +48,6 @@ graph_enqueue(GraphObject *g, NodeObject *node)
     node->queued = 1;
 }
 
-static int graph_complete(GraphObject *g);
 
 static int
 graph_drain(GraphObject *g)
@@ -206,6 +209,205 @@ graph_complete(GraphObject *g)
         }
     }
     return 0;
+}
+
+/* -- current task swaps ----------------------------------------------------- */
+
+/* The first batch of a call runs in its caller's step (graph_start): the
+ * task it swaps out is the caller, kept for node_get_awaited_by. */
+static inline void
+graph_note_caller(GraphObject *g)
+{
+    if (g->caller == NULL) {
+        g->caller = Py_NewRef(g->outer);
+    }
+}
+
+/* Make `node` asyncio's current task for its step.
+ *
+ * Swaps are batched: the first swap of a batch (a run of steps in
+ * graph_start or graph_drain) keeps the task it swapped out in g->outer,
+ * later ones replace the previous node directly, and graph_swap_out()
+ * puts g->outer back once, at the end of the batch.  No user code runs
+ * between two steps of a batch, so nobody sees the difference. */
+static int
+graph_swap_in(GraphObject *g, NodeObject *node)
+{
+    mod_state *st = g->state;
+    if (g->current == node) {
+        return 0;
+    }
+    int first = g->current == NULL; /* the batch's first swap sets g->outer */
+    if (st->current_tasks != NULL) {
+        /* What _swap_current_task does, as one store into asyncio's table
+         * (it replaces the current task without asking it to leave first,
+         * on 3.11 as well, where _enter_task would refuse). */
+        if (first) {
+            PyObject *prev = PyDict_GetItemWithError(st->current_tasks, g->loop);
+            if (prev == NULL && PyErr_Occurred()) {
+                return -1;
+            }
+            g->outer = Py_NewRef(prev != NULL ? prev : Py_None);
+        }
+        if (PyDict_SetItem(st->current_tasks, g->loop, (PyObject *)node) < 0) {
+            if (first) {
+                Py_CLEAR(g->outer);
+            }
+            return -1;
+        }
+    }
+    else {
+#if BA_HAVE_SWAP_CURRENT_TASK
+        PyObject *args[2] = {g->loop, (PyObject *)node};
+        PyObject *prev = PyObject_Vectorcall(st->swap_current_task, args, 2, NULL);
+        if (prev == NULL) {
+            return -1;
+        }
+        if (first) {
+            g->outer = prev;
+        }
+        else {
+            Py_DECREF(prev);
+        }
+#else
+        /* 3.11 refuses to enter a task while another one is current:
+         * leave the current one first. */
+        PyObject *args[2] = {g->loop, NULL};
+        if (first) {
+            PyObject *prev = PyObject_CallOneArg(st->current_task, g->loop);
+            if (prev == NULL) {
+                return -1;
+            }
+            g->outer = prev;
+            args[1] = prev;
+        }
+        else {
+            args[1] = (PyObject *)g->current;
+        }
+        if (args[1] != Py_None) {
+            PyObject *r = PyObject_Vectorcall(st->leave_task, args, 2, NULL);
+            if (r == NULL) {
+                if (first) {
+                    Py_CLEAR(g->outer);
+                }
+                return -1;
+            }
+            Py_DECREF(r);
+        }
+        args[1] = (PyObject *)node;
+        PyObject *r = PyObject_Vectorcall(st->enter_task, args, 2, NULL);
+        if (r == NULL) {
+            /* Nobody is current now: put the outer task back. */
+            PyObject *outer = g->outer;
+            g->outer = NULL;
+            g->current = NULL;
+            if (outer != NULL && outer != Py_None) {
+                PyObject *exc = ba_fetch_exc();
+                args[1] = outer;
+                PyObject *r2 = PyObject_Vectorcall(st->enter_task, args, 2, NULL);
+                Py_XDECREF(r2);
+                PyErr_Clear();
+                ba_restore_exc(exc);
+            }
+            Py_XDECREF(outer);
+            return -1;
+        }
+        Py_DECREF(r);
+#endif
+    }
+    g->current = node;
+    if (first) {
+        graph_note_caller(g);
+    }
+    return 0;
+}
+
+/* Make `outer` current again by calling asyncio's functions (where there
+ * is no table to write, see graph_swap_in).  0 or -1. */
+static int
+swap_out_calls(GraphObject *g, PyObject *outer)
+{
+    mod_state *st = g->state;
+#if BA_HAVE_SWAP_CURRENT_TASK
+    PyObject *args[2] = {g->loop, outer};
+    PyObject *r = PyObject_Vectorcall(st->swap_current_task, args, 2, NULL);
+    if (r == NULL) {
+        return -1;
+    }
+    Py_DECREF(r);
+#else
+    PyObject *args[2] = {g->loop, (PyObject *)g->current};
+    PyObject *r = PyObject_Vectorcall(st->leave_task, args, 2, NULL);
+    if (r == NULL) {
+        return -1;
+    }
+    Py_DECREF(r);
+    if (outer != Py_None) {
+        args[1] = outer;
+        r = PyObject_Vectorcall(st->enter_task, args, 2, NULL);
+        if (r == NULL) {
+            return -1;
+        }
+        Py_DECREF(r);
+    }
+#endif
+    return 0;
+}
+
+/* End a batch of steps: make the task swapped out by its first step current
+ * again.  Keeps an exception that is set. */
+static int
+graph_swap_out(GraphObject *g)
+{
+    if (g->current == NULL) {
+        return 0;
+    }
+    mod_state *st = g->state;
+    PyObject *exc = PyErr_Occurred() ? ba_fetch_exc() : NULL;
+    PyObject *outer = g->outer;
+    g->outer = NULL;
+    int rc = 0;
+    if (st->current_tasks == NULL) {
+        rc = swap_out_calls(g, outer);
+    }
+    else if (outer != Py_None) {
+        rc = PyDict_SetItem(st->current_tasks, g->loop, outer);
+    }
+    else if (PyDict_DelItem(st->current_tasks, g->loop) < 0) {
+        /* Already gone (user code can write the table too): nobody is
+         * current, as wanted. */
+        if (PyErr_ExceptionMatches(PyExc_KeyError)) {
+            PyErr_Clear();
+        }
+        else {
+            rc = -1;
+        }
+    }
+    g->current = NULL;
+    Py_XDECREF(outer);
+    if (exc != NULL) {
+        if (rc < 0) {
+            PyErr_Clear();
+        }
+        ba_restore_exc(exc);
+        return -1;
+    }
+    return rc;
+}
+
+/* Tracing: when a node starts.  Nodes start one after another in the
+ * graph's first step (graph_start), and when the node stepped just before
+ * ended in that step, only the engine's own bookkeeping ran since: its end
+ * is this start, and the clock is read once per synchronous task instead of
+ * twice.  graph_start keeps the mark only in that case. */
+static inline double
+graph_start_time(GraphObject *g)
+{
+    if (g->has_mark) {
+        g->has_mark = 0;
+        return g->t_mark;
+    }
+    return ba_now(g->state);
 }
 
 /* -- deciding the outcome --------------------------------------------------- */
@@ -532,16 +734,6 @@ make_settled(mod_state *st, NodeObject *node)
     return r;
 }
 
-/* Let the collector see a node again, and what it skipped with it (see
- * untrack_while_running). */
-static void
-node_track(NodeObject *node)
-{
-    track_again((PyObject *)node);
-    track_coro_again(node->coro);
-    track_again(node->proxy);
-}
-
 /* Let the collector see the nodes, which a graph keeps untracked while it
  * runs without suspending its caller (the graph owns them; see
  * graph_add_node).  Called when the call is over: from then on the graph
@@ -579,7 +771,6 @@ graph_set_finished(GraphObject *g)
     graph_track_nodes(g);
 }
 
-static PyObject *graph_result_impl(GraphObject *g);
 
 /* All nodes are done: the call's value (new reference), or NULL with its
  * error raised. */
@@ -1118,7 +1309,7 @@ static PyType_Spec graph_spec = {
 
 /* -- building a graph from the call's arguments ---------------------------- */
 
-/* The calling rule (API.md), as betterall._prepare.takes_no_arguments
+/* The calling rule (docs/guide.md, "How a task is called"), as betterall._prepare.takes_no_arguments
  * states it, for the two kinds of callables this fast path sees: a Python
  * function (or lambda), and a bound method of one (`implicit` = 1: self is
  * given).  1 if it can be called with no argument: every positional
@@ -1449,3 +1640,5 @@ graph_entry(PyObject *module, int mode, PyObject *const *args, Py_ssize_t nargs,
     }
     return graph_new(st, mode, tasks, debug, timeout, bind);
 }
+
+#endif /* BETTERALL_GRAPH_H */

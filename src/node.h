@@ -20,190 +20,10 @@
  * A node is never stepped re-entrantly: every resume goes through the ready
  * queue, which only graph_drain() empties, one node at a time.
  */
+#ifndef BETTERALL_NODE_H
+#define BETTERALL_NODE_H
 
-/* -- current task swaps ----------------------------------------------------- */
-
-/* The first batch of a call runs in its caller's step (graph_start): the
- * task it swaps out is the caller, kept for node_get_awaited_by. */
-static inline void
-graph_note_caller(GraphObject *g)
-{
-    if (g->caller == NULL) {
-        g->caller = Py_NewRef(g->outer);
-    }
-}
-
-/* Make `node` asyncio's current task for its step.
- *
- * Swaps are batched: the first swap of a batch (a run of steps in
- * graph_start or graph_drain) keeps the task it swapped out in g->outer,
- * later ones replace the previous node directly, and graph_swap_out()
- * puts g->outer back once, at the end of the batch.  No user code runs
- * between two steps of a batch, so nobody sees the difference. */
-static int
-graph_swap_in(GraphObject *g, NodeObject *node)
-{
-    mod_state *st = g->state;
-    if (g->current == node) {
-        return 0;
-    }
-    int first = g->current == NULL; /* the batch's first swap sets g->outer */
-    if (st->current_tasks != NULL) {
-        /* What _swap_current_task does, as one store into asyncio's table
-         * (it replaces the current task without asking it to leave first,
-         * on 3.11 as well, where _enter_task would refuse). */
-        if (first) {
-            PyObject *prev = PyDict_GetItemWithError(st->current_tasks, g->loop);
-            if (prev == NULL && PyErr_Occurred()) {
-                return -1;
-            }
-            g->outer = Py_NewRef(prev != NULL ? prev : Py_None);
-        }
-        if (PyDict_SetItem(st->current_tasks, g->loop, (PyObject *)node) < 0) {
-            if (first) {
-                Py_CLEAR(g->outer);
-            }
-            return -1;
-        }
-    }
-    else {
-#if BA_HAVE_SWAP_CURRENT_TASK
-        PyObject *args[2] = {g->loop, (PyObject *)node};
-        PyObject *prev = PyObject_Vectorcall(st->swap_current_task, args, 2, NULL);
-        if (prev == NULL) {
-            return -1;
-        }
-        if (first) {
-            g->outer = prev;
-        }
-        else {
-            Py_DECREF(prev);
-        }
-#else
-        /* 3.11 refuses to enter a task while another one is current:
-         * leave the current one first. */
-        PyObject *args[2] = {g->loop, NULL};
-        if (first) {
-            PyObject *prev = PyObject_CallOneArg(st->current_task, g->loop);
-            if (prev == NULL) {
-                return -1;
-            }
-            g->outer = prev;
-            args[1] = prev;
-        }
-        else {
-            args[1] = (PyObject *)g->current;
-        }
-        if (args[1] != Py_None) {
-            PyObject *r = PyObject_Vectorcall(st->leave_task, args, 2, NULL);
-            if (r == NULL) {
-                if (first) {
-                    Py_CLEAR(g->outer);
-                }
-                return -1;
-            }
-            Py_DECREF(r);
-        }
-        args[1] = (PyObject *)node;
-        PyObject *r = PyObject_Vectorcall(st->enter_task, args, 2, NULL);
-        if (r == NULL) {
-            /* Nobody is current now: put the outer task back. */
-            PyObject *outer = g->outer;
-            g->outer = NULL;
-            g->current = NULL;
-            if (outer != NULL && outer != Py_None) {
-                PyObject *exc = ba_fetch_exc();
-                args[1] = outer;
-                PyObject *r2 = PyObject_Vectorcall(st->enter_task, args, 2, NULL);
-                Py_XDECREF(r2);
-                PyErr_Clear();
-                ba_restore_exc(exc);
-            }
-            Py_XDECREF(outer);
-            return -1;
-        }
-        Py_DECREF(r);
-#endif
-    }
-    g->current = node;
-    if (first) {
-        graph_note_caller(g);
-    }
-    return 0;
-}
-
-/* Make `outer` current again by calling asyncio's functions (where there
- * is no table to write, see graph_swap_in).  0 or -1. */
-static int
-swap_out_calls(GraphObject *g, PyObject *outer)
-{
-    mod_state *st = g->state;
-#if BA_HAVE_SWAP_CURRENT_TASK
-    PyObject *args[2] = {g->loop, outer};
-    PyObject *r = PyObject_Vectorcall(st->swap_current_task, args, 2, NULL);
-    if (r == NULL) {
-        return -1;
-    }
-    Py_DECREF(r);
-#else
-    PyObject *args[2] = {g->loop, (PyObject *)g->current};
-    PyObject *r = PyObject_Vectorcall(st->leave_task, args, 2, NULL);
-    if (r == NULL) {
-        return -1;
-    }
-    Py_DECREF(r);
-    if (outer != Py_None) {
-        args[1] = outer;
-        r = PyObject_Vectorcall(st->enter_task, args, 2, NULL);
-        if (r == NULL) {
-            return -1;
-        }
-        Py_DECREF(r);
-    }
-#endif
-    return 0;
-}
-
-/* End a batch of steps: make the task swapped out by its first step current
- * again.  Keeps an exception that is set. */
-static int
-graph_swap_out(GraphObject *g)
-{
-    if (g->current == NULL) {
-        return 0;
-    }
-    mod_state *st = g->state;
-    PyObject *exc = PyErr_Occurred() ? ba_fetch_exc() : NULL;
-    PyObject *outer = g->outer;
-    g->outer = NULL;
-    int rc = 0;
-    if (st->current_tasks == NULL) {
-        rc = swap_out_calls(g, outer);
-    }
-    else if (outer != Py_None) {
-        rc = PyDict_SetItem(st->current_tasks, g->loop, outer);
-    }
-    else if (PyDict_DelItem(st->current_tasks, g->loop) < 0) {
-        /* Already gone (user code can write the table too): nobody is
-         * current, as wanted. */
-        if (PyErr_ExceptionMatches(PyExc_KeyError)) {
-            PyErr_Clear();
-        }
-        else {
-            rc = -1;
-        }
-    }
-    g->current = NULL;
-    Py_XDECREF(outer);
-    if (exc != NULL) {
-        if (rc < 0) {
-            PyErr_Clear();
-        }
-        ba_restore_exc(exc);
-        return -1;
-    }
-    return rc;
-}
+#include "state.h"
 
 /* -- objects the collector skips while the graph runs -------------------- */
 
@@ -238,6 +58,16 @@ track_coro_again(PyObject *coro)
     if (coro != NULL && PyCoro_CheckExact(coro)) {
         track_again(coro);
     }
+}
+
+/* Let the collector see a node again, and what it skipped with it (see
+ * untrack_while_running). */
+static void
+node_track(NodeObject *node)
+{
+    track_again((PyObject *)node);
+    track_coro_again(node->coro);
+    track_again(node->proxy);
 }
 
 /* -- finishing ---------------------------------------------------------- */
@@ -279,29 +109,6 @@ call_soon(GraphObject *g, PyObject *fn, PyObject *arg, PyObject *context)
     return 0;
 }
 
-static int graph_drain(GraphObject *g);
-static int graph_schedule_drain(GraphObject *g);
-static void graph_enqueue(GraphObject *g, NodeObject *node);
-static int sibling_complete_all(NodeObject *target);
-static int graph_fail(GraphObject *g, NodeObject *node, PyObject *err);
-static int graph_decide(GraphObject *g, PyObject *reason, NodeObject *except);
-static int graph_end(GraphObject *g, NodeObject *node, PyObject *value, PyObject *reason);
-static PyObject *node_get_wakeup(NodeObject *node);
-
-/* Tracing: when a node starts.  Nodes start one after another in the
- * graph's first step (graph_start), and when the node stepped just before
- * ended in that step, only the engine's own bookkeeping ran since: its end
- * is this start, and the clock is read once per synchronous task instead of
- * twice.  graph_start keeps the mark only in that case. */
-static inline double
-graph_start_time(GraphObject *g)
-{
-    if (g->has_mark) {
-        g->has_mark = 0;
-        return g->t_mark;
-    }
-    return ba_now(g->state);
-}
 
 /* Mark a node done and wake everything that waits on it.  Steals nothing. */
 static int
@@ -485,46 +292,6 @@ iter_throw(mod_state *st, PyObject *it, PyObject *exc, PyObject **result)
     return PYGEN_ERROR;
 }
 
-/* Drop a reference to a node's `self` (stolen).  When it is the last one
- * (user code kept no `self`, no weak reference to it), the context is not
- * freed but kept as the graph's spare, for the next task that starts: a
- * chain or a diamond in dependency order then makes one context for the
- * whole call instead of one per task, and its spare Sibling with it.  It
- * is detached from its node first, so nothing can tell it was used
- * before. */
-static void
-context_release(GraphObject *g, PyObject *obj)
-{
-    ContextObject *ctx = (ContextObject *)obj;
-    PyTypeObject *tp = g->bind_context ? g->bind_context : g->state->ContextType;
-    /* Not a class form's `self` whose class has a finalizer (__del__): it
-     * is owed one call per task. */
-    if (Py_REFCNT(obj) != 1 || g->spare_ctx != NULL || g->finished ||
-        !Py_IS_TYPE(obj, tp) || tp->tp_finalize != NULL || ctx->weakreflist != NULL) {
-        Py_DECREF(obj);
-        return;
-    }
-    NodeObject *node = ctx->node;
-    if (node->proxy == obj) {
-        node->proxy = NULL;
-    }
-    /* Its spare Sibling comes along only if nobody else holds it either;
-     * it keeps its old waiter until the next node takes it over. */
-    PyObject *spare = ctx->spare;
-    if (spare != NULL &&
-        (Py_REFCNT(spare) != 1 || ((SiblingObject *)spare)->weakreflist != NULL)) {
-        ctx->spare = NULL;
-    }
-    else {
-        spare = NULL;
-    }
-    ctx->node = NULL;
-    g->spare_ctx = obj; /* our reference moves */
-    /* The graph keeps every node alive, so this cannot free one. */
-    Py_DECREF(node);
-    Py_XDECREF(spare);
-}
-
 /* The node's context proxy (`self`): a new reference.  The node only keeps
  * a borrowed pointer, cleared by the proxy's dealloc, so that the two form
  * no reference cycle; `self` lives as long as user code holds it. */
@@ -657,8 +424,6 @@ node_call(NodeObject *node, PyObject **result)
     return sr;
 }
 
-static int node_handle_yield(NodeObject *node, PyObject *yielded);
-static void sibling_unregister(SiblingObject *s);
 
 /* Run the node until it suspends or finishes.  Returns -1 only on an
  * internal error (an exception is then set); errors of the task itself are
@@ -793,7 +558,6 @@ node_step(NodeObject *node)
 /* Resume the node on the loop's next turn, with `exc` (stolen, may be NULL)
  * thrown in.  All nodes that yield to the loop during one batch are resumed
  * by a single loop callback (graph_soon_cb), not one callback each. */
-static int graph_push_soon(GraphObject *g, NodeObject *node);
 
 static int
 node_resume_soon(NodeObject *node, PyObject *exc)
@@ -1477,3 +1241,5 @@ static PyType_Spec node_spec = {
              Py_TPFLAGS_DISALLOW_INSTANTIATION,
     .slots = node_slots,
 };
+
+#endif /* BETTERALL_NODE_H */

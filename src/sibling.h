@@ -12,6 +12,10 @@
  * add_done_callback, result, cancel...  Cancelling the wait never cancels
  * the sibling: it only withdraws this waiter.
  */
+#ifndef BETTERALL_SIBLING_H
+#define BETTERALL_SIBLING_H
+
+#include "state.h"
 
 static void
 sibling_trace_wait_end(SiblingObject *s)
@@ -124,6 +128,26 @@ sibling_unregister(SiblingObject *s)
     if (exc != NULL) {
         ba_restore_exc(exc);
     }
+}
+
+/* (Re)start `s` as a new wait on `target`.  The references it held are
+ * dropped last: dropping them can run code. */
+static void
+sibling_start(SiblingObject *s, PyObject *target)
+{
+    PyObject *old_target = (PyObject *)s->target;
+    PyObject *old_callbacks = s->callbacks;
+    PyObject *old_msg = s->cancel_msg;
+    s->target = (NodeObject *)Py_NewRef(target);
+    s->callbacks = NULL;
+    s->cancel_msg = NULL;
+    s->t_wait = 0.0;
+    s->state = SIB_INIT;
+    s->blocking = 0;
+    s->parked = 0;
+    Py_XDECREF(old_target);
+    Py_XDECREF(old_callbacks);
+    Py_XDECREF(old_msg);
 }
 
 /* The cycle that `waiter` waiting on `target` would close: a list of names
@@ -463,7 +487,7 @@ send_result_to_iter(PySendResult r, PyObject *result, int is_iternext)
  * From 3.12 on, the interpreter's `await` drives a non-generator awaitable
  * through tp_iternext, not am_send, so every await of a finished sibling
  * returns its value in a StopIteration: creating one costs more than the
- * rest of the await (issue 4).  The interpreter takes the value out and
+ * rest of the await (docs/performance.md).  The interpreter takes the value out and
  * drops the exception at once, so the instance is free again right after.
  * Reuse is safe only when our reference is the only one (nobody caught
  * it and kept it) and it carries nothing from an earlier trip (traceback,
@@ -777,7 +801,6 @@ sibling_remove_done_callback(PyObject *self, PyObject *fn)
     return PyLong_FromSsize_t(n);
 }
 
-static int graph_schedule_drain(GraphObject *g);
 
 static PyObject *
 sibling_cancel(PyObject *self, PyObject *const *args, Py_ssize_t nargs,
@@ -954,3 +977,5 @@ static PyType_Spec sibling_spec = {
              Py_TPFLAGS_DISALLOW_INSTANTIATION,
     .slots = sibling_slots,
 };
+
+#endif /* BETTERALL_SIBLING_H */

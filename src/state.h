@@ -42,6 +42,8 @@ enum { LIVE_GRAPH, LIVE_NODE, LIVE_CONTEXT, LIVE_SIBLING, LIVE_KINDS };
 
 /* Modes of a graph. */
 enum { MODE_ALL = 0, MODE_SETTLED = 1, MODE_FLOW = 2 };
+/* The entry point of each mode, for messages: betterall.<mode_names[m]>(). */
+static const char *const mode_names[] = {"all", "all_settled", "flow"};
 
 /* Node states. */
 enum { NODE_PENDING = 0, NODE_RUNNING = 1, NODE_DONE = 2 };
@@ -198,7 +200,7 @@ struct NodeObject {
     double t_start, t_end;
     int num_cancels_requested;
     int visit;              /* cycle search mark */
-    /* Small enums and flags, one byte each: a node's size matters (issue 4:
+    /* Small enums and flags, one byte each: a node's size matters (docs/performance.md:
      * at most 400 bytes per task). */
     unsigned char state;
     unsigned char status;
@@ -409,5 +411,58 @@ ba_now(mod_state *st)
     Py_DECREF(t);
     return v;
 }
+
+/* -- the engine's internal interface ---------------------------------------
+ *
+ * The functions one part of the engine calls in another (or before its own
+ * definition), by the header that defines them, each with its contract.
+ * Unless it says otherwise, a function returning int returns 0 or -1 with
+ * an exception set, and one returning PyObject * a new reference or NULL
+ * with an exception set.  Everything is static: the engine is one
+ * compilation unit (_cengine.c includes the headers in this order). */
+
+/* node.h: one graph task, stepped by the engine. */
+static inline void untrack_while_running(GraphObject *g, PyObject *op); /* skip op in GC while the graph runs */
+static inline void track_again(PyObject *op);              /* undo untrack_while_running (op may be NULL) */
+static void node_track(NodeObject *node);                 /* let the GC see a node and what it skipped with it */
+static int call_soon_in(PyObject *loop, mod_state *st, PyObject *fn, PyObject *arg,
+                        PyObject *context);                /* loop.call_soon(fn, arg, context=context) */
+static int call_soon(GraphObject *g, PyObject *fn, PyObject *arg, PyObject *context); /* the same, on g's loop */
+static int node_finish(NodeObject *node, int status, PyObject *value,
+                       PyObject *error);                   /* mark done, wake its waiters; steals nothing */
+static int node_step(NodeObject *node);                   /* run one step (call, send or throw) */
+static void node_resume_soon_alone(NodeObject *node);     /* resume from the loop, outside any batch */
+static int node_handle_yield(NodeObject *node, PyObject *yielded); /* wait on what its coroutine yielded */
+static int node_cancel(NodeObject *node, PyObject *msg);  /* Task.cancel(): 1 if requested, 0 if done, -1 */
+static PyObject *node_get_wakeup(NodeObject *node);       /* its bound wakeup callback (borrowed) */
+static Py_ssize_t remove_callbacks(PyObject *list, PyObject *fn); /* drop (fn, ctx) pairs: how many */
+
+/* sibling.h: `self.user`, one wait of a task on a sibling. */
+static void sibling_unregister(SiblingObject *s);         /* withdraw the wait from its target */
+static void sibling_start(SiblingObject *s, PyObject *target); /* (re)start s as a wait on target */
+static PyObject *send_result_to_iter(PySendResult r, PyObject *result,
+                                     int is_iternext);     /* am_send's result as send()/__next__ give it */
+static int sibling_complete_all(NodeObject *target);      /* target finished: complete every wait on it */
+
+/* context.h: `self`, the lazy proxy to a task's siblings. */
+static void context_release(GraphObject *g, PyObject *obj); /* drop a `self` (stolen); may keep it as spare */
+
+/* graph.h: one call, its ready queue, its outcome and its result. */
+static void graph_enqueue(GraphObject *g, NodeObject *node); /* queue node to be resumed by graph_drain */
+static int graph_drain(GraphObject *g);                   /* step the queued nodes until none is left */
+static int graph_push_soon(GraphObject *g, NodeObject *node); /* resume node on the loop's next turn */
+static int graph_schedule_drain(GraphObject *g);          /* drain on the loop's next turn (once) */
+static int graph_complete(GraphObject *g);                /* the last node finished: resolve the call */
+static int graph_swap_in(GraphObject *g, NodeObject *node); /* make node asyncio's current task */
+static int graph_swap_out(GraphObject *g);                /* put the batch's outer task back */
+static inline double graph_start_time(GraphObject *g);    /* tracing: a node's start time */
+static PyObject *graph_get_signal(GraphObject *g);        /* the call's ba.Signal, made on first use */
+static int graph_decide(GraphObject *g, PyObject *reason,
+                        NodeObject *except);               /* decide the outcome once; cancel the rest */
+static int graph_fail(GraphObject *g, NodeObject *node, PyObject *err); /* node raised err */
+static int graph_end(GraphObject *g, NodeObject *node, PyObject *value,
+                     PyObject *reason);                    /* node called _end(value) in a flow */
+static PyObject *graph_result_impl(GraphObject *g);       /* the call's result, or raise its error */
+static PyObject *graph_names(GraphObject *g);             /* name -> node table (borrowed), built once */
 
 #endif /* BETTERALL_STATE_H */

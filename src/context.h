@@ -6,9 +6,10 @@
  * (_name, _signal, _end) and go through normal attribute lookup; task names
  * never start with "_", so the two cannot clash.
  */
+#ifndef BETTERALL_CONTEXT_H
+#define BETTERALL_CONTEXT_H
 
-static PyObject *graph_names(GraphObject *g);
-
+#include "state.h"
 
 static inline int
 context_live(NodeObject *node)
@@ -31,24 +32,44 @@ context_node(ContextObject *self)
     return self->node;
 }
 
-/* (Re)start `s` as a new wait on `target`.  The references it held are
- * dropped last: dropping them can run code. */
+/* Drop a reference to a node's `self` (stolen).  When it is the last one
+ * (user code kept no `self`, no weak reference to it), the context is not
+ * freed but kept as the graph's spare, for the next task that starts: a
+ * chain or a diamond in dependency order then makes one context for the
+ * whole call instead of one per task, and its spare Sibling with it.  It
+ * is detached from its node first, so nothing can tell it was used
+ * before. */
 static void
-sibling_start(SiblingObject *s, PyObject *target)
+context_release(GraphObject *g, PyObject *obj)
 {
-    PyObject *old_target = (PyObject *)s->target;
-    PyObject *old_callbacks = s->callbacks;
-    PyObject *old_msg = s->cancel_msg;
-    s->target = (NodeObject *)Py_NewRef(target);
-    s->callbacks = NULL;
-    s->cancel_msg = NULL;
-    s->t_wait = 0.0;
-    s->state = SIB_INIT;
-    s->blocking = 0;
-    s->parked = 0;
-    Py_XDECREF(old_target);
-    Py_XDECREF(old_callbacks);
-    Py_XDECREF(old_msg);
+    ContextObject *ctx = (ContextObject *)obj;
+    PyTypeObject *tp = g->bind_context ? g->bind_context : g->state->ContextType;
+    /* Not a class form's `self` whose class has a finalizer (__del__): it
+     * is owed one call per task. */
+    if (Py_REFCNT(obj) != 1 || g->spare_ctx != NULL || g->finished ||
+        !Py_IS_TYPE(obj, tp) || tp->tp_finalize != NULL || ctx->weakreflist != NULL) {
+        Py_DECREF(obj);
+        return;
+    }
+    NodeObject *node = ctx->node;
+    if (node->proxy == obj) {
+        node->proxy = NULL;
+    }
+    /* Its spare Sibling comes along only if nobody else holds it either;
+     * it keeps its old waiter until the next node takes it over. */
+    PyObject *spare = ctx->spare;
+    if (spare != NULL &&
+        (Py_REFCNT(spare) != 1 || ((SiblingObject *)spare)->weakreflist != NULL)) {
+        ctx->spare = NULL;
+    }
+    else {
+        spare = NULL;
+    }
+    ctx->node = NULL;
+    g->spare_ctx = obj; /* our reference moves */
+    /* The graph keeps every node alive, so this cannot free one. */
+    Py_DECREF(node);
+    Py_XDECREF(spare);
 }
 
 static PyObject *
@@ -162,7 +183,6 @@ context_get_name(PyObject *self, void *Py_UNUSED(closure))
     return node == NULL ? NULL : Py_NewRef(node->name);
 }
 
-static PyObject *graph_get_signal(GraphObject *g);
 
 static PyObject *
 context_get_signal(PyObject *self, void *Py_UNUSED(closure))
@@ -182,8 +202,6 @@ context_get_signal(PyObject *self, void *Py_UNUSED(closure))
     }
     return graph_get_signal(node->graph);
 }
-
-static const char *const mode_names[] = {"all", "all_settled", "flow"};
 
 static PyObject *
 context_end(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
@@ -338,3 +356,5 @@ static PyType_Spec context_spec = {
              Py_TPFLAGS_DISALLOW_INSTANTIATION | Py_TPFLAGS_BASETYPE,
     .slots = context_slots,
 };
+
+#endif /* BETTERALL_CONTEXT_H */
