@@ -59,7 +59,7 @@ else:
         """``loop.create_task`` naming the task, in ``context`` (else a copy).
 
         Made directly, not through ``loop.create_task()``: 3.11's Task has no
-        ``get_context()``, which API.md promises (and 3.11 has no eager task
+        ``get_context()``, which the contract promises (docs/api.md) (and 3.11 has no eager task
         factory that this would bypass).
         """
         if context is None:

@@ -1,7 +1,8 @@
 """Traces of a graph run (``debug=``): what ran when, and who waited on whom.
 
-Recording is the engines' job; this module holds the public data types and
-everything that renders them (cold code, plain Python).
+Recording is the engines' job and rendering is _render.py's (the chart, the
+critical path, the Chrome trace): this module holds the public data types,
+whose methods hand over to _render.
 """
 
 from __future__ import annotations

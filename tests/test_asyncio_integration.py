@@ -1,6 +1,6 @@
 """How graph tasks behave as asyncio tasks.
 
-Contract tests (API.md: "Every task starts at once...", "Each task, synchronous
+Contract tests (docs/api.md: "Every task starts at once...", "Each task, synchronous
 or not, runs as its own asyncio task...", the context table, ``ba.in_task``):
 start order, result order, the critical path, contextvars, the object that
 ``asyncio.current_task()`` returns, asyncio's own tools (timeout, wait_for,

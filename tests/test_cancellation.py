@@ -1,6 +1,6 @@
 """Contract: cancellation, timeouts, the signal, and how the outcome is decided.
 
-API.md: the entry-point table (all / all_settled / flow "on failure"), the
+docs/api.md: the entry-point table (all / all_settled / flow "on failure"), the
 bullets on start order, `timeout`, caller cancellation and "errors that
 other tasks raise while being cancelled do not replace it", and the
 `self._signal` / `self._end` rows of the context table.
@@ -15,16 +15,7 @@ import time
 
 import pytest
 
-MODES = ["all", "all_settled", "flow"]
-LIMIT = 5  # seconds: a hang fails the test instead of blocking the suite
-
-
-def call(ba, mode):
-    return getattr(ba, mode)
-
-
-async def run(coro):
-    return await asyncio.wait_for(coro, LIMIT)
+from helpers import LIMIT, MODES, call, run
 
 
 async def cancel_caller_after(coro, delay=0.05, snapshot=None, log=None):
@@ -1006,7 +997,7 @@ async def test_tasks_start_in_mapping_order_until_first_suspension(ba):
     assert log[:3] == [("c", "start"), ("a", "start"), ("b", "start")]
 
 
-# -- each task is cancelled once (issue 15) ---------------------------------------------------
+# -- each task is cancelled once ---------------------------------------------------
 
 
 def _cleaning_tasks(log: list, turns: int = 2, n: int = 3) -> dict:

@@ -1,6 +1,6 @@
 """Contract: the context (`self`), the lazy sibling-proxy.
 
-API.md, "The context (`self`) — the lazy sibling-proxy": sibling access by
+docs/api.md, "The context (`self`) — the lazy sibling-proxy": sibling access by
 attribute and item, run-once, unknown names, un-awaited access, `_name`,
 `_end` outside flow, `FlowEnd`, and cycle detection.
 """
@@ -12,16 +12,7 @@ import gc
 
 import pytest
 
-MODES = ["all", "all_settled", "flow"]
-LIMIT = 5  # seconds: a hang fails the test instead of blocking the suite
-
-
-def call(ba, mode):
-    return getattr(ba, mode)
-
-
-async def run(coro):
-    return await asyncio.wait_for(coro, LIMIT)
+from helpers import MODES, call, run
 
 
 # -- awaiting siblings -----------------------------------------------------------

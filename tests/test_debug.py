@@ -225,11 +225,7 @@ async def test_env_switch_turns_debug_on(ba, monkeypatch, capsys):
 
 # --- helpers for the tests below ---------------------------------------------
 
-MODES = ("all", "all_settled", "flow")
-
-
-def call(ba, mode):
-    return getattr(ba, mode)
+from helpers import MODES, call
 
 
 def rel(trace, moment):
@@ -273,7 +269,7 @@ async def test_debug_true_prints_one_chart_to_stderr_in_every_mode(ba, mode, cap
     assert out == ""
     assert err.count("Task Execution Waterfall") == 1
     lines = err.splitlines()
-    # The chart, then the critical path and the waits under it (issue 16, item 7).
+    # The chart, then the critical path and the waits under it.
     legend = next(i for i, line in enumerate(lines) if line.startswith("Legend:"))
     assert lines[legend + 1 :] == [
         "",
@@ -868,7 +864,7 @@ def test_demo_without_chart(ba):
     assert "Waterfall" not in out and "critical path" not in out
 
 
-# --- debug="label", logging (issue 16, item 7) -----------------------------------------------
+# --- debug="label", logging -----------------------------------------------
 
 
 async def test_a_label_titles_the_chart(ba, capsys):

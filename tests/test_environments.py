@@ -7,7 +7,7 @@
 - a graph inside asyncio.TaskGroup, under asyncio.timeout and asyncio.wait_for;
 - a graph on a loop with asyncio.eager_task_factory (3.12+);
 - inside anyio running on asyncio (anyio.run(main, backend="asyncio")), also
-  anyio's own primitives inside graph tasks (API.md: "libraries built on them
+  anyio's own primitives inside graph tasks (docs/api.md: "libraries built on them
   work inside a task exactly as in an asyncio.Task");
 - on uvloop.
 
@@ -22,10 +22,8 @@ import asyncio
 from concurrent.futures import ThreadPoolExecutor
 import contextvars
 import inspect
-import os
 import subprocess
 import sys
-import textwrap
 import threading
 import time
 import types
@@ -33,20 +31,11 @@ from typing import Any
 
 import pytest
 
-MODES = ["all", "all_settled", "flow"]
-LIMIT = 10  # seconds: a hang fails the test instead of blocking the suite
+from helpers import LIMIT, MODES, call, run, run_script
 THREADS = 8
 DURATION = 1.5  # seconds of concurrent graphs per engine
 
 VAR: contextvars.ContextVar[str] = contextvars.ContextVar("betterall_env_var", default="unset")
-
-
-async def run(aw: Any) -> Any:
-    return await asyncio.wait_for(aw, LIMIT)
-
-
-def call(ba: types.SimpleNamespace, mode: str) -> Any:
-    return getattr(ba, mode)
 
 
 async def _awaiting(aw: Any) -> Any:
@@ -808,28 +797,6 @@ async def test_graphs_on_a_loop_with_eager_task_factory(ba):
 # -- anyio on asyncio (in a subprocess: a livelocked loop cannot be stopped from inside) ----
 
 
-def _run_script(ba: types.SimpleNamespace, body: str, timeout: float = 20) -> subprocess.CompletedProcess[str]:
-    """Run `body` in a fresh interpreter (-W error, asyncio debug mode) with `ba`
-    bound to this test's engine; fail clearly if it hangs."""
-    prelude = (
-        "import asyncio, sys, time\n"
-        "import betterall\n"
-        f"ba = betterall._engines()[{ba.ENGINE!r}]\n"
-    )
-    env = dict(os.environ, PYTHONASYNCIODEBUG="1")
-    try:
-        return subprocess.run(
-            [sys.executable, "-W", "error", "-c", prelude + textwrap.dedent(body)],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            env=env,
-        )
-    except subprocess.TimeoutExpired as exc:
-        stderr = exc.stderr.decode() if isinstance(exc.stderr, bytes) else exc.stderr
-        pytest.fail(f"the script hung (killed after {timeout} s); stderr:\n{stderr or ''}")
-
-
 def _assert_ok(proc: subprocess.CompletedProcess[str]) -> None:
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().splitlines()[-1:] == ["OK"], proc.stdout + proc.stderr
@@ -843,7 +810,7 @@ def anyio_available() -> None:
 def test_anyio_graphs_inside_anyio_run(ba, anyio_available):
     """Inside anyio.run(backend="asyncio"): results, a failure, all_settled and
     flow, with tasks that use anyio.sleep."""
-    proc = _run_script(ba, """
+    proc = run_script(ba, """
         import anyio
 
         async def main():
@@ -888,7 +855,7 @@ def test_anyio_graphs_inside_anyio_run(ba, anyio_available):
 def test_anyio_fail_after_around_a_call(ba, anyio_available):
     """anyio.fail_after expiring around a call (anyio re-cancels the caller on
     every loop turn) raises TimeoutError after the tasks cleaned up; no hang."""
-    proc = _run_script(ba, """
+    proc = run_script(ba, """
         import anyio
 
         async def main():
@@ -926,7 +893,7 @@ def test_anyio_fail_after_around_a_call(ba, anyio_available):
 def test_anyio_task_group_cancelling_a_graph(ba, anyio_available):
     """A graph in an anyio task group whose other child fails is cancelled: its
     tasks clean up and the ExceptionGroup holds only the child's error."""
-    proc = _run_script(ba, """
+    proc = run_script(ba, """
         import anyio
 
         async def main():
@@ -1052,12 +1019,12 @@ _ANYIO_IN_TASKS = """
 def test_anyio_cancel_scopes_and_task_groups_inside_graph_tasks(ba, anyio_available):
     """anyio.fail_after, move_on_after, CancelScope.cancel, task groups (also a
     failing child) and to_thread work inside plain graph tasks."""
-    _assert_ok(_run_script(ba, _ANYIO_IN_TASKS.format(wrap="lambda fn: fn")))
+    _assert_ok(run_script(ba, _ANYIO_IN_TASKS.format(wrap="lambda fn: fn")))
 
 
 def test_anyio_cancel_scopes_and_task_groups_inside_in_task(ba, anyio_available):
     """The same anyio primitives work inside tasks wrapped with ba.in_task."""
-    _assert_ok(_run_script(ba, _ANYIO_IN_TASKS.format(wrap="betterall.in_task")))
+    _assert_ok(run_script(ba, _ANYIO_IN_TASKS.format(wrap="betterall.in_task")))
 
 
 # -- uvloop ----------------------------------------------------------------------------------

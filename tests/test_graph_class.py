@@ -1,4 +1,4 @@
-"""The class form (issue 8): graphs declared as ``ba.Graph`` subclasses.
+"""The class form: graphs declared as ``ba.Graph`` subclasses.
 
 Inputs are annotated class attributes (a keyword-only dataclass, eq=False),
 tasks are methods decorated with ``@ba.task``.  ``await G(**inputs).all()``
@@ -8,7 +8,7 @@ a ``ba.SettledResults``, ``.flow()`` the ``_end`` value.  Inside a task,
 object's attribute dict and has the dict form's context members; helper
 methods and properties work on it and may await siblings.
 
-The runs reuse the dict form's contract (API.md), so besides the class
+The runs reuse the dict form's contract (docs/api.md), so besides the class
 form's own rules these tests check that a class-form graph behaves exactly
 like the equivalent dict-form graph (results, errors, traces).
 """
@@ -31,7 +31,7 @@ import pytest
 import betterall  # Graph and task are engine-independent (the module-level class below)
 import betterall._graph
 
-LIMIT = 5  # seconds: a hang fails the test instead of blocking the suite
+from helpers import run
 
 REQUEST = contextvars.ContextVar("REQUEST", default="unset")
 
@@ -40,10 +40,6 @@ REQUEST = contextvars.ContextVar("REQUEST", default="unset")
 def _class_form_engine(ba, monkeypatch):
     """Graph.all/all_settled/flow run on the engine under test."""
     monkeypatch.setattr(betterall._graph, "_engine", ENGINES[ba.ENGINE])
-
-
-async def run(awaitable: Any) -> Any:
-    return await asyncio.wait_for(awaitable, LIMIT)
 
 
 def definition_error(excinfo: pytest.ExceptionInfo[BaseException]) -> BaseException:

@@ -10,7 +10,7 @@ debug callables that raise or re-enter; hostile task mappings; unusual task
 callables.
 
 Every call is bounded by ``asyncio.wait_for(..., LIMIT)`` (or a subprocess
-timeout) so that a hang fails the test.  Where API.md fixes the behaviour, the
+timeout) so that a hang fails the test.  Where docs/api.md fixes the behaviour, the
 test asserts it for both engines.
 """
 
@@ -21,32 +21,24 @@ from collections.abc import Iterator, Mapping
 import functools
 import gc
 import logging
-import os
 import signal
 import subprocess
 import sys
-import textwrap
 import threading
-import types
 from typing import Any
 
 import pytest
 
 import betterall
 
-MODES = ["all", "all_settled", "flow"]
-LIMIT = 10  # seconds
+from helpers import LIMIT, MODES, call, run_script
 
 
 async def run(aw: Any) -> Any:
-    # asyncio.timeout rather than wait_for: on 3.11 wait_for wraps the call in
+    # Not helpers.run: asyncio.timeout rather than wait_for: on 3.11 wait_for wraps the call in
     # a Task, and a broken Task never finishes, so wait_for would hang too.
     async with asyncio.timeout(LIMIT):
         return await aw
-
-
-def call(ba: types.SimpleNamespace, mode: str) -> Any:
-    return getattr(ba, mode)
 
 
 async def _awaiting(aw: Any) -> Any:
@@ -474,7 +466,7 @@ async def test_swallower_raising_another_error_does_not_replace_the_outcome(ba, 
 
 async def test_task_swallowing_the_first_caller_cancel_is_not_cancelled_again(ba):
     """A task that swallows the graph's cancellation and keeps working: the
-    graph cancels each task once (API.md, as asyncio.TaskGroup does), so
+    graph cancels each task once (docs/api.md, as asyncio.TaskGroup does), so
     cancelling the caller again is not passed on.  The call waits for the
     task to end on its own, then raises CancelledError."""
     log: list[str] = []
@@ -1038,7 +1030,7 @@ def test_sync_stop_iteration_in_a_task_wrapping_the_call(ba):
     """The call run as its own asyncio task (create_task / ensure_future, as
     wait_for does on 3.11): the task fails with RuntimeError caused by the
     StopIteration; it does not hang (run in a subprocess: a broken task hangs)."""
-    proc = _run_script(ba, """
+    proc = run_script(ba, """
         async def main():
             stop = StopIteration("empty")
 
@@ -1121,32 +1113,6 @@ async def test_task_raising_generator_exit(ba, mode, sync):
 # -- KeyboardInterrupt and SystemExit under asyncio.run (subprocess) ---------------------------
 
 
-def _run_script(ba: types.SimpleNamespace, body: str, timeout: float = 20) -> subprocess.CompletedProcess[str]:
-    """Run `body` in a fresh interpreter (-W error, asyncio debug mode) with `ba`
-    bound to this test's engine; fail clearly if it hangs."""
-    prelude = (
-        "import asyncio, os, signal, sys, time\n"
-        "import betterall\n"
-        f"ba = betterall._engines()[{ba.ENGINE!r}]\n"
-        # Ctrl-C as in a terminal, even when the suite itself runs where SIGINT
-        # is ignored (a background job of a non-interactive shell, which the
-        # interpreter inherits): asyncio.run() only handles it when it is.
-        "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
-    )
-    env = dict(os.environ, PYTHONASYNCIODEBUG="1")
-    try:
-        return subprocess.run(
-            [sys.executable, "-W", "error", "-c", prelude + textwrap.dedent(body)],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            env=env,
-        )
-    except subprocess.TimeoutExpired as exc:
-        stderr = exc.stderr.decode() if isinstance(exc.stderr, bytes) else exc.stderr
-        pytest.fail(f"the script hung (killed after {timeout} s); stderr:\n{stderr or ''}")
-
-
 _NOISE = ("never retrieved", "was destroyed but it is pending", "Fatal Python error",
           "Segmentation fault", "Exception ignored", "never awaited", "SystemError")
 
@@ -1193,7 +1159,7 @@ def test_keyboard_interrupt_raised_by_a_task_propagates_out_of_asyncio_run(ba, m
     """A task raising KeyboardInterrupt under asyncio.run: the process ends with
     that KeyboardInterrupt propagating out of asyncio.run (not swallowed into a
     result), the running sibling cleaned up, no hang, no crash, no noise."""
-    proc = _run_script(ba, _INTERRUPT_SCRIPT.format(exc="KeyboardInterrupt", mode=mode, kind=kind))
+    proc = run_script(ba, _INTERRUPT_SCRIPT.format(exc="KeyboardInterrupt", mode=mode, kind=kind))
     _assert_clean_exit(proc, returncodes=_KI_CODES, last_line="KeyboardInterrupt")
 
 
@@ -1202,7 +1168,7 @@ def test_keyboard_interrupt_raised_by_a_task_propagates_out_of_asyncio_run(ba, m
 def test_system_exit_raised_by_a_task_ends_the_process(ba, mode, kind):
     """A task calling sys.exit(3) under asyncio.run: the process exits with code
     3, the running sibling cleaned up, no hang, no crash, no noise."""
-    proc = _run_script(ba, _INTERRUPT_SCRIPT.format(exc="SystemExit(3)", mode=mode, kind=kind))
+    proc = run_script(ba, _INTERRUPT_SCRIPT.format(exc="SystemExit(3)", mode=mode, kind=kind))
     detail = f"rc={proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
     assert proc.returncode == 3, detail
     assert "returned" not in proc.stdout, detail
@@ -1214,7 +1180,7 @@ def test_system_exit_raised_by_a_task_ends_the_process(ba, mode, kind):
 def test_sigint_during_a_call_under_asyncio_run(ba, mode):
     """A real SIGINT (Ctrl-C) while a call runs under asyncio.run: the call's
     tasks are cancelled and clean up, then KeyboardInterrupt propagates."""
-    proc = _run_script(ba, f"""
+    proc = run_script(ba, f"""
         async def slow():
             try:
                 await asyncio.sleep(10)
@@ -1239,7 +1205,7 @@ def test_sigint_during_a_call_under_asyncio_run(ba, mode):
 def test_sigint_raised_inside_a_sync_task(ba, mode):
     """SIGINT delivered while a synchronous task runs (during the call's start):
     KeyboardInterrupt propagates out of asyncio.run, the sibling cleaned up."""
-    proc = _run_script(ba, f"""
+    proc = run_script(ba, f"""
         async def slow():
             try:
                 await asyncio.sleep(10)
@@ -1263,7 +1229,7 @@ def test_sigint_raised_inside_a_sync_task(ba, mode):
 def test_second_sigint_during_slow_cleanup(ba):
     """A second SIGINT while tasks are still cleaning up after the first: the
     process still ends with KeyboardInterrupt, promptly."""
-    proc = _run_script(ba, """
+    proc = run_script(ba, """
         async def slow():
             try:
                 await asyncio.sleep(10)
@@ -1835,7 +1801,7 @@ async def test_an_awaitable_yielding_a_bad_value_fails_with_asyncios_words(ba, m
             await run(call(ba, mode)(tasks))
 
 
-# -- yielded objects that break the future protocol (issue 14, items 4 and 5) ------------------
+# -- yielded objects that break the future protocol ------------------
 
 
 class _BlockingRaises:
@@ -1956,7 +1922,7 @@ async def test_a_subclassed_asyncio_future_is_awaited_as_asyncio_does(ba):
     assert r == {"sub": 7, "gathered": [1, 2]}
 
 
-# -- a wait counts for the task that awaits (issue 14, item 6) ---------------------------------
+# -- a wait counts for the task that awaits ---------------------------------
 
 
 async def test_a_handed_over_awaitable_counts_for_the_task_that_awaits_it(ba):
@@ -2008,7 +1974,7 @@ async def test_a_real_cycle_through_a_handed_over_awaitable_is_found(ba):
     assert info.value.cycle == ("q", "r", "q")
 
 
-# -- asyncio.wait and odd names (issue 14, item 7) ----------------------------------------------
+# -- asyncio.wait and odd names ----------------------------------------------
 
 
 async def test_asyncio_wait_takes_siblings(ba):

@@ -1,6 +1,6 @@
 """Contract: bad input gets a clear error before any task starts; calling convention.
 
-API.md, "Bad input gets a clear error, before any task starts", the rows on
+docs/api.md, "Bad input gets a clear error, before any task starts", the rows on
 ``timeout``/``debug``, and the calling rule: "A task callable is called with
 one positional argument, its context, when it requires one. A Python
 function, lambda, bound method, or ``functools.partial`` of one, that can be
@@ -20,11 +20,7 @@ import warnings
 
 import pytest
 
-MODES = ["all", "all_settled", "flow"]
-
-
-def call(ba, mode):
-    return getattr(ba, mode)
+from helpers import MODES, call
 
 
 async def fetch_user():
@@ -409,7 +405,7 @@ async def test_defaulted_parameter_is_called_with_none(ba):
 
 async def test_loop_idiom_lambda_is_called_with_none(ba):
     """`lambda i=i: fetch(i)` in a comprehension gets its own i, not the
-    context (the bug that issue 16 reported: "item <betterall context ...>")."""
+    context (the bug users reported: "item <betterall context ...>")."""
 
     async def fetch(i):
         await asyncio.sleep(0)

@@ -1,4 +1,4 @@
-"""Leaks and memory (issue 5): nothing a call creates outlives it.
+"""Leaks and memory: nothing a call creates outlives it.
 
 - scripts/leakcheck.py, run in a subprocess for each engine, runs tens of
   thousands of graphs of mixed shapes and outcomes and fails if allocated

@@ -7,7 +7,7 @@ waterfall output), the tracer assertions of the ``Tracing`` block
 checks (TypeScript type inference); the runtime assertions of the
 type-inference tests are ported.
 
-Translation rules (see /work/shared/API.md):
+Translation rules (see docs/api.md):
 
 * ``this.$.x`` -> ``await self.x``; ``this.$end(v)`` -> ``self._end(v)``;
   ``this.$signal`` -> ``self._signal`` (a ``ba.Signal``: no event listeners,
@@ -340,7 +340,7 @@ class TestAllErrorHandling:
 
         with pytest.raises(RuntimeError) as info:
             await ba.all({"a": a, "b": b})
-        # JS only checks that something is thrown.  Under API.md the outcome
+        # JS only checks that something is thrown.  Under docs/api.md the outcome
         # is decided while `a` starts, so `b` is never started at all.
         assert str(info.value) == "Task a failed"
         assert started == ["a"]
@@ -509,7 +509,7 @@ class TestAllTypeInference:
 
     async def test_function_with_defaulted_parameter_is_called_with_none(self, ba):
         """A function whose only parameter has a default is called with no argument."""
-        # JS calls `a(options?)` with no argument, so it returns 1; API.md's
+        # JS calls `a(options?)` with no argument, so it returns 1; docs/api.md's
         # calling rule does the same (it can be called with no argument).
         received = []
 
@@ -1281,7 +1281,7 @@ class TestAbortSignalAllSettled:
     async def test_caller_cancellation_aborts_the_signal(self, ba):
         """Cancelling the caller aborts the signal; all_settled raises CancelledError."""
         # JS allSettled resolves after an external abort (its task ignores
-        # the signal and completes).  API.md: caller cancellation cancels the
+        # the signal and completes).  docs/api.md: caller cancellation cancels the
         # tasks and raises CancelledError in every mode.
         seen = []
 
@@ -1329,7 +1329,7 @@ class TestAbortSignalExternalOptions:
     async def test_abort_reason_reaches_the_task(self, ba):
         """A cancelled caller's CancelledError is the signal's reason."""
         # JS passes a custom reason object and the call rejects with the
-        # task's own 'Task aborted' error.  Under API.md the call raises
+        # task's own 'Task aborted' error.  Under docs/api.md the call raises
         # CancelledError, and what a task raises while being cancelled does
         # not replace it.
         reasons = []
@@ -1437,7 +1437,7 @@ class TestFlowEarlyExit:
 
     async def test_end_during_start_returns_at_once(self, ba):
         """_end stops its task, and tasks after it in the mapping never start."""
-        # JS also starts task2; under API.md the flow is decided while task1
+        # JS also starts task2; under docs/api.md the flow is decided while task1
         # starts, so task2 is never started.
         order = []
 
@@ -1511,7 +1511,7 @@ class TestFlowEarlyExit:
 
         t0 = time.monotonic()
         assert await ba.flow({"fast": fast, "slow": slow}) == "fast won"
-        # API.md: flow returns once the loser is cancelled, not after 200 ms.
+        # docs/api.md: flow returns once the loser is cancelled, not after 200 ms.
         assert time.monotonic() - t0 < 0.15
 
     async def test_race_slow_does_not_override(self, ba):
@@ -1657,13 +1657,13 @@ class TestFlowComplexScenarios:
         )
         assert f == {"cached": True, "data": "cached-result"}
         assert "checkCache" in order
-        # API.md: the slower fetches are cancelled, not left to finish.
+        # docs/api.md: the slower fetches are cancelled, not left to finish.
         assert order == ["fetchUser", "fetchPosts-start", "checkCache"]
 
     async def test_signal_is_aborted_by_end(self, ba):
         """_end aborts the signal (reason: the FlowEnd) before cancelling the others."""
-        # JS notes that $end does not abort $signal; API.md says it does,
-        # with the FlowEnd as the reason.  We follow API.md.
+        # JS notes that $end does not abort $signal; docs/api.md says it does,
+        # with the FlowEnd as the reason.  We follow docs/api.md.
         aborted = []
 
         async def task1(self):

@@ -1,4 +1,4 @@
-"""Property tests: random task graphs checked against a model of API.md (issue 5).
+"""Property tests: random task graphs checked against a model of docs/api.md.
 
 Hypothesis generates graphs of 1-40 tasks: synchronous and async tasks, random
 acyclic "awaits" edges (a task awaits siblings at random points of its body,
@@ -94,7 +94,7 @@ _REAL_EXAMPLES = max(40, _BASE.max_examples // 10)
 
 TICK = 2.0**-14  # seconds; sleeps are whole ticks, so virtual times are exact floats
 MAX_SLEEP = 48  # ticks (~2.9 ms)
-MODES = ("all", "all_settled", "flow")
+from helpers import MODES
 MOD = (1 << 61) - 1
 
 
@@ -205,7 +205,7 @@ class Boom(Exception):
 # failure in all/flow, an _end in flow), or the deadline / caller
 # cancellation if that comes first.  Times are keys (t, phase, k): during the
 # start (phase 0) task k's first step has key (0, 0, k), so the start is fully
-# ordered, as API.md says; after it, (t, 1, 0): events at the same key are in
+# ordered, as docs/api.md says; after it, (t, 1, 0): events at the same key are in
 # no contractual order.
 
 

@@ -745,7 +745,7 @@ async def test_debug_true_output_has_the_chart_structure(
     ba: Any, mode: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """What debug=True prints is a well-formed chart, one row per task, then
-    the critical path and the waits (issue 16, item 7)."""
+    the critical path and the waits."""
 
     async def a() -> int:
         await asyncio.sleep(0.05)

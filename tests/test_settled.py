@@ -1,6 +1,6 @@
-"""Settled, Fulfilled and Rejected: what all_settled() gives per task (issue 16, item 3).
+"""Settled, Fulfilled and Rejected: what all_settled() gives per task.
 
-API.md: ``Settled`` has ``.status``, ``.value`` (``None`` when rejected) and
+docs/api.md: ``Settled`` has ``.status``, ``.value`` (``None`` when rejected) and
 ``.reason`` (``None`` when fulfilled), compares equal by those fields and has a
 readable repr.  Beyond it: every instance is a ``Fulfilled`` or a ``Rejected``
 (narrowed by ``isinstance`` and ``match``), ``unwrap()``, and a JSON form.
