@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 import inspect
-from typing import Any, Generic, ParamSpec, Protocol, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Protocol, TypeVar, overload
 
 from ._errors import CycleError, UnknownTaskError
 from ._prepare import check_timeout, takes_no_arguments
@@ -158,11 +158,13 @@ class Fallback(Generic[D_co]):
         return f"fallback({self.__wrapped__!r}, {what})"
 
 
-class _Decorator(Protocol[D_co]):
-    @overload
-    def __call__(self, fn: Callable[P, Awaitable[T]], /) -> Callable[P, Awaitable[T | D_co]]: ...
-    @overload
-    def __call__(self, fn: Callable[P, T], /) -> Callable[P, T | D_co]: ...
+if TYPE_CHECKING:  # for the type checker only: nothing to build at import
+
+    class _Decorator(Protocol[D_co]):
+        @overload
+        def __call__(self, fn: Callable[P, Awaitable[T]], /) -> Callable[P, Awaitable[T | D_co]]: ...
+        @overload
+        def __call__(self, fn: Callable[P, T], /) -> Callable[P, T | D_co]: ...
 
 
 @overload
