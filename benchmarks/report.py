@@ -8,7 +8,7 @@
 Prints, for each file, a summary table (betterall C, pure Python and the best
 asyncio baseline per shape) and the makespan, memory, RSS and tracing numbers; then
 one table of the targets of issues 4 and 6 with a column per file.  Used to
-update docs/performance.md.
+update docs/performance-log.md.
 """
 
 from __future__ import annotations

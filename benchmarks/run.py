@@ -11,10 +11,10 @@ hand-wired asyncio code for the same graph, with ``asyncio.gather`` and
 loop.  Implementations are interleaved round-robin within each repetition
 (so machine noise hits all alike), warmed up, and the median of the
 repetitions is reported.  The ``tracing`` section times the C engine with
-tracing off and with ``debug=<a no-op callable>`` on the same graphs (issue 6);
+tracing off and with ``debug=<a no-op callable>`` on the same graphs;
 the ``classform`` section times ``betterall.Graph`` runs against the dict form
-on the same task functions (issue 8).
-See docs/performance.md for what every shape and baseline is.
+on the same task functions.
+See docs/performance-log.md for what every shape and baseline is.
 """
 
 from __future__ import annotations
@@ -895,7 +895,7 @@ def sample(
     return out
 
 
-# -- tracing overhead (issue 6) ------------------------------------------------
+# -- tracing overhead ------------------------------------------------------------
 
 #: The shapes of the tracing section: synchronous tasks (the cheapest, so the
 #: largest relative cost), waits that block (each records a wait period),
@@ -977,7 +977,7 @@ def print_tracing(tr: dict[str, Any], timing: dict[str, Any]) -> None:
     print("  (table ba-c: the ba-c figure of the timing tables above, measured earlier in this run)")
 
 
-# -- the class form (issue 8) ---------------------------------------------------
+# -- the class form ----------------------------------------------------------------
 
 #: The graphs of the class-form section: (shape, N).  Each uses the same task
 #: functions (each takes ``self``) in both forms.
@@ -1545,11 +1545,11 @@ def print_memory(mem: dict[str, Any], rss_res: dict[str, Any], n_big: int, graph
             )
 
 
-# -- targets of issue 4 -----------------------------------------------------
+# -- targets -----------------------------------------------------------------
 
 
 def targets(data: dict[str, Any], n: int) -> list[tuple[str, str, bool | None]]:
-    """(target, measured, met) for each target of issue 4 this run can check."""
+    """(target, measured, met) for each target this run can check."""
     t = data.get("timing", {})
     out: list[tuple[str, str, bool | None]] = []
 
@@ -1614,7 +1614,7 @@ def targets(data: dict[str, Any], n: int) -> list[tuple[str, str, bool | None]]:
 
 
 def tracing_targets(data: dict[str, Any]) -> list[tuple[str, str, bool | None]]:
-    """(target, measured, met) for the tracing target of issue 6: with tracing
+    """(target, measured, met) for the tracing target: with tracing
     on, a graph costs at most 2x (paired ratio on/off)."""
     out: list[tuple[str, str, bool | None]] = []
     for key, v in data.get("tracing", {}).items():
@@ -1624,7 +1624,7 @@ def tracing_targets(data: dict[str, Any]) -> list[tuple[str, str, bool | None]]:
 
 
 def print_targets(rows: list[tuple[str, str, bool | None]], n: int) -> None:
-    print(f"\nTargets of issue 4 (N={n}, ba-c)")
+    print(f"\nTargets (N={n}, ba-c; docs/performance-log.md#targets)")
     if not rows:
         print("  nothing to check (the targets need ba-c and N=1000 rows)")
         return
@@ -1768,7 +1768,7 @@ def main(argv: list[str] | None = None) -> int:
         rows6 = tracing_targets(data)
         data["targets_issue6"] = [{"target": a, "measured": b, "met": c} for a, b, c in rows6]
         if rows6:
-            print("\nTargets of issue 6 (ba-c, paired ratio tracing on / off)")
+            print("\nTracing target (ba-c, paired ratio tracing on / off)")
             w = max(len(r[0]) for r in rows6)
             for name, measured, met in rows6:
                 print(f"  {'met   ' if met else 'MISSED'}  {name:<{w}}  {measured}")

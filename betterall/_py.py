@@ -68,7 +68,7 @@ class _Node:
         "name",
         "state",
         "status",
-        "value",
+        "result",
         "error",
         "task",
         "context",
@@ -91,7 +91,7 @@ class _Node:
         self.state = PENDING
         self.status: TaskStatus = "cancelled"
         self.fell_back = False  # fulfilled with a ba.fallback value
-        self.value: Any = None
+        self.result: Any = None
         self.error: BaseException | None = None
         self.task: asyncio.Task[None] | None = None
         self.context = _Context(self)
@@ -112,7 +112,7 @@ class _Node:
     def outcome(self) -> Any:
         """The result, or raise the error, of a finished node."""
         if self.status == "fulfilled":
-            return self.value
+            return self.result
         if self.status == "rejected":
             assert self.error is not None
             raise self.error
@@ -294,9 +294,9 @@ class _Graph:
         "decided",
         "error",
         "end_value",
-        "caller_cancel",
+        "caller_exc",
         "timeout",
-        "tracing",
+        "report",
         "start",
         "loop",
         "finished",
@@ -304,16 +304,16 @@ class _Graph:
     )
 
     def __init__(
-        self, mode: str, specs: list[Spec], tracing: bool, bind: Bind | None = None
+        self, mode: str, specs: list[Spec], report: Any, bind: Bind | None = None
     ) -> None:
         self.mode = mode
         self.signal = Signal()
         self.decided = False
         self.error: BaseException | None = None
         self.end_value: Any = None
-        self.caller_cancel: asyncio.CancelledError | None = None
+        self.caller_exc: asyncio.CancelledError | None = None
         self.timeout: float | None = None
-        self.tracing = tracing
+        self.report = report  # debug=: the chart's label, True or a callable; None when off
         self.start = 0.0
         self.loop: asyncio.AbstractEventLoop | None = None
         # Which node runs in which asyncio.Task: a wait counts for the task
@@ -398,8 +398,8 @@ class _Graph:
             self._decide(error)
 
     def on_caller_cancelled(self, exc: asyncio.CancelledError) -> None:
-        if self.caller_cancel is None:
-            self.caller_cancel = exc
+        if self.caller_exc is None:
+            self.caller_exc = exc
         if not self.decided:
             self._decide(exc)
         else:
@@ -416,14 +416,14 @@ class _Graph:
         value: Any = None,
         error: BaseException | None = None,
     ) -> None:
-        if self.tracing:
+        if self.report:
             node.end = time.monotonic()
             if node.state == PENDING:
                 # Never started: an empty span at the moment it was dropped.
                 node.start = node.end
         node.state = DONE
         node.status = status
-        node.value = value
+        node.result = value
         node.error = error
         waiters, node.waiters = node.waiters, []
         for waiter in waiters:
@@ -434,7 +434,7 @@ class _Graph:
         """The body of the asyncio.Task of one graph task."""
         spec = node.spec
         node.state = RUNNING
-        if self.tracing:
+        if self.report:
             node.start = time.monotonic()
         try:
             result = spec.fn(node.context) if spec.wants_context else spec.fn()
@@ -487,7 +487,7 @@ class _Graph:
     async def run(self, timeout: float | None) -> None:
         loop = self.loop = asyncio.get_running_loop()
         self.timeout = timeout
-        if self.tracing:
+        if self.report:
             self.start = time.monotonic()
         tasks: list[asyncio.Task[None]] = []
         for node in self.nodes.values():
@@ -653,7 +653,7 @@ class _Sibling:
     def __await__(self) -> Generator[Any, None, Any]:
         target = self._target
         waiter = self._waiter
-        if target.state == DONE and not waiter.graph.tracing:
+        if target.state == DONE and not waiter.graph.report:
             return target.outcome()  # nothing to record: who awaits does not matter
         # The wait counts for the graph task that awaits, which need not be
         # the one that took `self.x`: a task may hand the awaitable to a
@@ -665,7 +665,7 @@ class _Sibling:
             runner = None
         if runner is not None:
             waiter = runner
-        if waiter.graph.tracing:
+        if waiter.graph.report:
             waiter.deps.setdefault(target.name)
         if target.state == DONE:
             return target.outcome()
@@ -682,7 +682,7 @@ class _Sibling:
         link = _HAS_AWAITED_BY and awaited is not None and awaiting is not None
         if link:
             _add_awaited_by(awaited, awaiting)
-        started = time.monotonic() if waiter.graph.tracing else 0.0
+        started = time.monotonic() if waiter.graph.report else 0.0
         try:
             yield from future
         finally:
@@ -694,7 +694,7 @@ class _Sibling:
                     target.waiters.remove(future)
                 except ValueError:
                     pass
-            if waiter.graph.tracing:
+            if waiter.graph.report:
                 waiter.waits.append((started, time.monotonic()))
         return target.outcome()
 
@@ -732,7 +732,7 @@ class _Sibling:
     def add_done_callback(
         self, fn: Callable[..., Any], *, context: contextvars.Context | None = None
     ) -> None:
-        if self._waiter.graph.tracing:
+        if self._waiter.graph.report:
             self._waiter.deps.setdefault(self._target.name)  # a wait, as in the C engine
         loop = self.get_loop()
         if self.done():
@@ -813,15 +813,15 @@ def _start(
 async def _call(
     mode: str, specs: list[Spec], seconds: float | None, report: Any, bind: Bind | None
 ) -> Any:
-    graph = _Graph(mode, specs, tracing=bool(report), bind=bind)
+    graph = _Graph(mode, specs, report=report or None, bind=bind)
     if specs:
         try:
             await graph.run(seconds)
         finally:
             graph.finished = True
     error: BaseException | None
-    if graph.caller_cancel is not None:
-        error = graph.caller_cancel
+    if graph.caller_exc is not None:
+        error = graph.caller_exc
     else:
         error = graph.error
     if report:
@@ -832,7 +832,7 @@ async def _call(
     if mode == FLOW:
         return graph.end_value
     if mode == ALL:
-        result = {name: node.value for name, node in nodes.items()}
+        result = {name: node.result for name, node in nodes.items()}
     else:
         result = {name: _settled(node) for name, node in nodes.items()}
     # The class form's Results/SettledResults; the dict form keeps its dict.
@@ -845,7 +845,7 @@ def _settled(node: _Node) -> Outcome[Any]:
             TimeoutError(f"task {node.name!r} was still running at the deadline")
         )
     if node.status == "fulfilled":
-        return Settled.fulfilled(node.value)
+        return Settled.fulfilled(node.result)
     if node.status == "rejected":
         assert node.error is not None
         return Settled.rejected(node.error)

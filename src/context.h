@@ -43,7 +43,7 @@ static void
 context_release(GraphObject *g, PyObject *obj)
 {
     ContextObject *ctx = (ContextObject *)obj;
-    PyTypeObject *tp = g->bind_context ? g->bind_context : g->state->ContextType;
+    PyTypeObject *tp = g->bind_context ? g->bind_context : g->mst->ContextType;
     /* Not a class form's `self` whose class has a finalizer (__del__): it
      * is owed one call per task. */
     if (Py_REFCNT(obj) != 1 || g->spare_ctx != NULL || g->finished ||

@@ -176,7 +176,7 @@ graph_schedule_drain(GraphObject *g)
 static int
 graph_complete(GraphObject *g)
 {
-    mod_state *st = g->state;
+    mod_state *st = g->mst;
     if (g->report != NULL && g->t_end == 0.0) {
         g->t_end = ba_now(st);
     }
@@ -233,7 +233,7 @@ graph_note_caller(GraphObject *g)
 static int
 graph_swap_in(GraphObject *g, NodeObject *node)
 {
-    mod_state *st = g->state;
+    mod_state *st = g->mst;
     if (g->current == node) {
         return 0;
     }
@@ -327,7 +327,7 @@ graph_swap_in(GraphObject *g, NodeObject *node)
 static int
 swap_out_calls(GraphObject *g, PyObject *outer)
 {
-    mod_state *st = g->state;
+    mod_state *st = g->mst;
 #if BA_HAVE_SWAP_CURRENT_TASK
     PyObject *args[2] = {g->loop, outer};
     PyObject *r = PyObject_Vectorcall(st->swap_current_task, args, 2, NULL);
@@ -362,7 +362,7 @@ graph_swap_out(GraphObject *g)
     if (g->current == NULL) {
         return 0;
     }
-    mod_state *st = g->state;
+    mod_state *st = g->mst;
     PyObject *exc = PyErr_Occurred() ? ba_fetch_exc() : NULL;
     PyObject *outer = g->outer;
     g->outer = NULL;
@@ -407,7 +407,7 @@ graph_start_time(GraphObject *g)
         g->has_mark = 0;
         return g->t_mark;
     }
-    return ba_now(g->state);
+    return ba_now(g->mst);
 }
 
 /* -- deciding the outcome --------------------------------------------------- */
@@ -420,7 +420,7 @@ graph_abort_signal(GraphObject *g, PyObject *reason)
     }
     g->abort_reason = Py_NewRef(reason);
     if (g->signal != NULL) {
-        PyObject *r = PyObject_CallMethodOneArg(g->signal, g->state->s_abort, reason);
+        PyObject *r = PyObject_CallMethodOneArg(g->signal, g->mst->s_abort, reason);
         if (r == NULL) {
             return -1;
         }
@@ -433,12 +433,12 @@ static PyObject *
 graph_get_signal(GraphObject *g)
 {
     if (g->signal == NULL) {
-        PyObject *sig = PyObject_CallNoArgs(g->state->Signal);
+        PyObject *sig = PyObject_CallNoArgs(g->mst->Signal);
         if (sig == NULL) {
             return NULL;
         }
         if (g->abort_reason != NULL) {
-            PyObject *r = PyObject_CallMethodOneArg(sig, g->state->s_abort, g->abort_reason);
+            PyObject *r = PyObject_CallMethodOneArg(sig, g->mst->s_abort, g->abort_reason);
             if (r == NULL) {
                 Py_DECREF(sig);
                 return NULL;
@@ -468,7 +468,7 @@ graph_cancel_running(GraphObject *g, NodeObject *except)
         node->cancelled_by_graph = 1;
         Py_INCREF(node);
         if (node->state == NODE_PENDING) {
-            if (node_finish(node, ST_CANCELLED, NULL, NULL) < 0) {
+            if (node_finish(node, STATUS_CANCELLED, NULL, NULL) < 0) {
                 rc = -1;
             }
         }
@@ -570,9 +570,9 @@ static PyObject *
 status_name(mod_state *st, int status)
 {
     switch (status) {
-    case ST_FULFILLED: return st->s_fulfilled;
-    case ST_REJECTED: return st->s_rejected;
-    case ST_ENDED: return st->s_ended;
+    case STATUS_FULFILLED: return st->s_fulfilled;
+    case STATUS_REJECTED: return st->s_rejected;
+    case STATUS_ENDED: return st->s_ended;
     default: return st->s_cancelled;
     }
 }
@@ -619,7 +619,7 @@ trace_tuple(PyObject *slot)
 static int
 graph_report(GraphObject *g, int failing)
 {
-    mod_state *st = g->state;
+    mod_state *st = g->mst;
     PyTypeObject *tt = (PyTypeObject *)st->TaskTrace;
     int tuple_like = PyType_Check(st->TaskTrace) && PyType_IsSubtype(tt, &PyTuple_Type);
     /* The private copy of the caller's dict has every name in order: a copy
@@ -715,11 +715,11 @@ make_settled(mod_state *st, NodeObject *node)
         }
         args[0] = st->s_rejected; args[1] = Py_None; args[2] = tmp;
     }
-    else if (node->status == ST_FULFILLED) {
+    else if (node->status == STATUS_FULFILLED) {
         args[0] = st->s_fulfilled; args[1] = node->result ? node->result : Py_None;
         args[2] = Py_None;
     }
-    else if (node->status == ST_REJECTED) {
+    else if (node->status == STATUS_REJECTED) {
         args[0] = st->s_rejected; args[1] = Py_None; args[2] = node->error;
     }
     else {
@@ -767,7 +767,7 @@ static void
 graph_set_finished(GraphObject *g)
 {
     g->finished = 1;
-    Py_CLEAR(g->state->stop_iter); /* it may hold a result of this call */
+    Py_CLEAR(g->mst->stop_iter); /* it may hold a result of this call */
     graph_track_nodes(g);
 }
 
@@ -778,7 +778,7 @@ static PyObject *
 graph_result(GraphObject *g)
 {
     g->finished = 1;
-    Py_CLEAR(g->state->stop_iter); /* it may hold a result of this call */
+    Py_CLEAR(g->mst->stop_iter); /* it may hold a result of this call */
     PyObject *r = graph_result_impl(g);
     graph_track_nodes(g);
     return r;
@@ -787,7 +787,7 @@ graph_result(GraphObject *g)
 static PyObject *
 graph_result_impl(GraphObject *g)
 {
-    mod_state *st = g->state;
+    mod_state *st = g->mst;
     PyObject *error = g->caller_exc ? g->caller_exc : g->error;
     if (g->report != NULL && g->n > 0) {
         if (graph_report(g, error != NULL) < 0) {
@@ -866,7 +866,7 @@ graph_result_impl(GraphObject *g)
 static int
 graph_start(GraphObject *g)
 {
-    mod_state *st = g->state;
+    mod_state *st = g->mst;
     g->started = 1;
     g->loop = PyObject_CallNoArgs(st->get_running_loop);
     if (g->loop == NULL) {
@@ -931,7 +931,7 @@ graph_start(GraphObject *g)
 static PySendResult
 graph_wait(GraphObject *g, PyObject **result)
 {
-    mod_state *st = g->state;
+    mod_state *st = g->mst;
     if (g->done_fut != NULL) {
         PyObject *r = PyObject_CallMethodNoArgs(g->done_fut, st->s_done);
         if (r == NULL) {
@@ -1039,7 +1039,7 @@ graph_throw(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
             /* Nothing ran: the nodes never start. */
             for (Py_ssize_t i = 0; i < g->n; i++) {
                 g->nodes[i]->state = NODE_DONE;
-                g->nodes[i]->status = ST_CANCELLED;
+                g->nodes[i]->status = STATUS_CANCELLED;
             }
             g->remaining = 0;
         }
@@ -1084,7 +1084,7 @@ graph_close(PyObject *self, PyObject *Py_UNUSED(ignored))
     if (g->started && !g->finished && g->remaining > 0) {
         /* The awaiting coroutine is being closed: nobody will wait for the
          * nodes, so stop them as far as possible. */
-        PyObject *exc = PyObject_CallNoArgs(g->state->CancelledError);
+        PyObject *exc = PyObject_CallNoArgs(g->mst->CancelledError);
         if (exc == NULL) {
             return NULL;
         }
@@ -1364,7 +1364,7 @@ takes_no_arguments(PyObject *fn)
 static int
 graph_add_node(GraphObject *g, PyObject *name, PyObject *fn, int wants_ctx, int in_task)
 {
-    mod_state *st = g->state;
+    mod_state *st = g->mst;
     NodeObject *node = PyObject_GC_New(NodeObject, st->NodeType);
     if (node == NULL) {
         return -1;
@@ -1377,13 +1377,13 @@ graph_add_node(GraphObject *g, PyObject *name, PyObject *fn, int wants_ctx, int 
     node->fn = Py_NewRef(fn);
     node->wants_ctx = wants_ctx;
     node->in_task = in_task;
-    node->context = PyContext_CopyCurrent();
+    node->vars = PyContext_CopyCurrent();
     /* Not tracked by the collector while the graph runs: the graph owns
      * it and is tracked itself, so the node stays alive; skipping it saves
      * the collector a traversal per node.  graph_clear() tracks it. */
     g->nodes[g->n++] = node; /* owned by the graph from here on */
     g->remaining++;
-    return node->context == NULL ? -1 : 0;
+    return node->vars == NULL ? -1 : 0;
 }
 
 /* The name -> node table, built on the first sibling lookup: graphs whose
@@ -1528,7 +1528,7 @@ graph_new(mod_state *st, int mode, PyObject *tasks, PyObject *debug, PyObject *t
     }
     memset((char *)g + sizeof(PyObject), 0, sizeof(GraphObject) - sizeof(PyObject));
     BA_LIVE_ADD(st, LIVE_GRAPH, 1);
-    g->state = st;
+    g->mst = st;
     g->mode = mode;
     g->report = report;
     g->has_timeout = has_timeout;

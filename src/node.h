@@ -98,7 +98,7 @@ call_soon_in(PyObject *loop, mod_state *st, PyObject *fn, PyObject *arg, PyObjec
 static int
 call_soon(GraphObject *g, PyObject *fn, PyObject *arg, PyObject *context)
 {
-    mod_state *st = g->state;
+    mod_state *st = g->mst;
     PyObject *args[4] = {g->loop, fn, arg, context};
     PyObject *r = PyObject_VectorcallMethod(st->s_call_soon, args, 3,
                                             context ? st->kw_context : NULL);
@@ -122,7 +122,7 @@ node_finish(NodeObject *node, int status, PyObject *value, PyObject *error)
     BA_ASSERT(g != NULL && g->remaining > 0);
     BA_ASSERT(node->parked == NULL && !node->queued);
     if (g->report != NULL) {
-        node->t_end = ba_now(g->state);
+        node->t_end = ba_now(g->mst);
         if (node->state == NODE_PENDING) {
             node->t_start = node->t_end;
         }
@@ -166,7 +166,7 @@ static int
 node_on_error(NodeObject *node, PyObject *exc)
 {
     GraphObject *g = node->graph;
-    mod_state *st = g->state;
+    mod_state *st = g->mst;
     int rc;
     if (g->mode == MODE_FLOW && PyObject_TypeCheck(exc, (PyTypeObject *)st->FlowEnd)) {
         if (!node->ended && !g->decided) {
@@ -183,25 +183,25 @@ node_on_error(NodeObject *node, PyObject *exc)
                 return -1;
             }
         }
-        rc = node_finish(node, node->ended ? ST_ENDED : ST_CANCELLED, NULL, NULL);
+        rc = node_finish(node, node->ended ? STATUS_ENDED : STATUS_CANCELLED, NULL, NULL);
         Py_DECREF(exc);
         return rc;
     }
     if (node->ended) {
         /* It called _end() (and then raised something else): it ended the
          * flow, and nothing it does afterwards changes that. */
-        rc = node_finish(node, ST_ENDED, NULL, NULL);
+        rc = node_finish(node, STATUS_ENDED, NULL, NULL);
         Py_DECREF(exc);
         return rc;
     }
     if (node->cancelled_by_graph) {
         /* Torn down by the graph: whatever it raised never replaces the
          * outcome already decided. */
-        rc = node_finish(node, ST_CANCELLED, NULL, NULL);
+        rc = node_finish(node, STATUS_CANCELLED, NULL, NULL);
         Py_DECREF(exc);
         return rc;
     }
-    rc = node_finish(node, ST_REJECTED, NULL, exc);
+    rc = node_finish(node, STATUS_REJECTED, NULL, exc);
     if (rc == 0) {
         rc = graph_fail(g, node, exc);
     }
@@ -232,11 +232,11 @@ node_on_return(NodeObject *node, PyObject *value)
 {
     if (node->ended) {
         /* It called _end() and then swallowed the FlowEnd. */
-        return node_finish(node, ST_ENDED, NULL, NULL);
+        return node_finish(node, STATUS_ENDED, NULL, NULL);
     }
     if (node->cancelled_by_graph) {
         /* It swallowed the graph's cancellation: too late to count. */
-        return node_finish(node, ST_CANCELLED, NULL, NULL);
+        return node_finish(node, STATUS_CANCELLED, NULL, NULL);
     }
     if (Py_IS_TYPE(value, (PyTypeObject *)node->mst->FellBack)) {
         /* ba.fallback gave its value: unwrap it, and say so in the trace. */
@@ -245,11 +245,11 @@ node_on_return(NodeObject *node, PyObject *value)
             return -1;
         }
         node->fell_back = 1;
-        int rc = node_finish(node, ST_FULFILLED, inner, NULL);
+        int rc = node_finish(node, STATUS_FULFILLED, inner, NULL);
         Py_DECREF(inner);
         return rc;
     }
-    return node_finish(node, ST_FULFILLED, value, NULL);
+    return node_finish(node, STATUS_FULFILLED, value, NULL);
 }
 
 /* -- stepping ---------------------------------------------------------------- */
@@ -343,7 +343,7 @@ node_get_proxy(NodeObject *node)
 static PySendResult
 node_call_with(NodeObject *node, PyObject *proxy, PyObject **result)
 {
-    mod_state *st = node->graph->state;
+    mod_state *st = node->graph->mst;
     PyObject *args[2] = {NULL, proxy};
     size_t nargs = proxy != NULL ? 1 : 0;
     PyObject *res = PyObject_Vectorcall(node->fn, args + 1,
@@ -434,7 +434,7 @@ node_step(NodeObject *node)
     GraphObject *g = node->graph;
     BA_ASSERT(g != NULL && node->state != NODE_DONE);
     BA_ASSERT(node->parked == NULL);
-    mod_state *st = g->state;
+    mod_state *st = g->mst;
     PyObject *exc = node->resume_exc;
     node->resume_exc = NULL;
     PyObject *result = NULL;
@@ -470,7 +470,7 @@ node_step(NodeObject *node)
             Py_XDECREF(exc);
             return -1;
         }
-        PyObject *cargs[5] = {g->loop, node->fn, args, node->name, node->context};
+        PyObject *cargs[5] = {g->loop, node->fn, args, node->name, node->vars};
         PyObject *coro = PyObject_Vectorcall(st->in_task_coroutine, cargs, 5, NULL);
         Py_DECREF(args);
         node->state = NODE_RUNNING;
@@ -488,7 +488,7 @@ node_step(NodeObject *node)
         Py_XDECREF(exc);
         return -1;
     }
-    if (PyContext_Enter(node->context) < 0) {
+    if (PyContext_Enter(node->vars) < 0) {
         Py_XDECREF(exc);
         return -1;
     }
@@ -517,7 +517,7 @@ node_step(NodeObject *node)
     Py_XDECREF(exc);
 
     PyObject *raised = (sr == PYGEN_ERROR) ? ba_fetch_exc() : NULL;
-    if (PyContext_Exit(node->context) < 0) {
+    if (PyContext_Exit(node->vars) < 0) {
         Py_XDECREF(raised);
         Py_XDECREF(result);
         return -1;
@@ -610,7 +610,7 @@ static int
 node_wait_for_future(NodeObject *node, PyObject *fut)
 {
     GraphObject *g = node->graph;
-    mod_state *st = g->state;
+    mod_state *st = g->mst;
     /* As asyncio.Task: a future of another loop would wake the node on
      * that loop's thread. */
     int same = future_on_loop(st, fut, g->loop);
@@ -651,7 +651,7 @@ static int
 node_handle_yield(NodeObject *node, PyObject *yielded)
 {
     GraphObject *g = node->graph;
-    mod_state *st = g->state;
+    mod_state *st = g->mst;
 
     if (Py_IS_TYPE(yielded, st->SiblingType)) {
         SiblingObject *s = (SiblingObject *)yielded;
@@ -887,7 +887,7 @@ static PyObject *
 node_cancelled(NodeObject *self, PyObject *Py_UNUSED(ignored))
 {
     return PyBool_FromLong(self->state == NODE_DONE &&
-                           (self->status == ST_CANCELLED || self->status == ST_ENDED));
+                           (self->status == STATUS_CANCELLED || self->status == STATUS_ENDED));
 }
 
 static PyObject *
@@ -910,10 +910,10 @@ node_result(NodeObject *self, PyObject *Py_UNUSED(ignored))
         PyErr_SetString(st->InvalidStateError, "Result is not set.");
         return NULL;
     }
-    if (self->status == ST_FULFILLED) {
+    if (self->status == STATUS_FULFILLED) {
         return Py_NewRef(self->result ? self->result : Py_None);
     }
-    if (self->status == ST_REJECTED) {
+    if (self->status == STATUS_REJECTED) {
         ba_raise(self->error);
         return NULL;
     }
@@ -928,10 +928,10 @@ node_exception(NodeObject *self, PyObject *Py_UNUSED(ignored))
         PyErr_SetString(st->InvalidStateError, "Exception is not set.");
         return NULL;
     }
-    if (self->status == ST_FULFILLED) {
+    if (self->status == STATUS_FULFILLED) {
         Py_RETURN_NONE;
     }
-    if (self->status == ST_REJECTED) {
+    if (self->status == STATUS_REJECTED) {
         return Py_NewRef(self->error);
     }
     return node_raise_cancelled(self);
@@ -1031,7 +1031,7 @@ node_get_coro(NodeObject *self, PyObject *Py_UNUSED(ignored))
 static PyObject *
 node_get_context(NodeObject *self, PyObject *Py_UNUSED(ignored))
 {
-    return Py_NewRef(self->context);
+    return Py_NewRef(self->vars);
 }
 
 static PyObject *
@@ -1089,7 +1089,7 @@ node_traverse(NodeObject *self, visitproc visit, void *arg)
     Py_VISIT(self->name);
     Py_VISIT(self->fn);
     Py_VISIT(self->coro);
-    Py_VISIT(self->context);
+    Py_VISIT(self->vars);
     Py_VISIT(self->result);
     Py_VISIT(self->error);
     Py_VISIT(self->fut_waiter);
@@ -1112,7 +1112,7 @@ node_clear(NodeObject *self)
     Py_CLEAR(self->fn);
     track_coro_again(self->coro);
     Py_CLEAR(self->coro);
-    Py_CLEAR(self->context);
+    Py_CLEAR(self->vars);
     Py_CLEAR(self->result);
     Py_CLEAR(self->error);
     Py_CLEAR(self->fut_waiter);
@@ -1235,7 +1235,7 @@ static PyType_Slot node_slots[] = {
 };
 
 static PyType_Spec node_spec = {
-    .name = "betterall._cengine.Task",
+    .name = "betterall._cengine.Node",
     .basicsize = sizeof(NodeObject),
     .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_IMMUTABLETYPE |
              Py_TPFLAGS_DISALLOW_INSTANTIATION,

@@ -29,7 +29,7 @@ sibling_trace_wait_end(SiblingObject *s)
      * pair itself, and a list only from the second wait on. */
     PyObject *pair = PyTuple_New(2);
     PyObject *start = PyFloat_FromDouble(s->t_wait);
-    PyObject *end = PyFloat_FromDouble(ba_now(g->state));
+    PyObject *end = PyFloat_FromDouble(ba_now(g->mst));
     s->t_wait = 0.0;
     if (pair == NULL || start == NULL || end == NULL) {
         Py_XDECREF(pair);
@@ -275,8 +275,8 @@ static int
 sibling_is_cancelled(SiblingObject *s)
 {
     return s->state == SIB_CANCELLED ||
-           (s->target->state == NODE_DONE && s->target->status != ST_FULFILLED &&
-            s->target->status != ST_REJECTED);
+           (s->target->state == NODE_DONE && s->target->status != STATUS_FULFILLED &&
+            s->target->status != STATUS_REJECTED);
 }
 
 static PyObject *
@@ -310,10 +310,10 @@ sibling_outcome(SiblingObject *s)
 {
     NodeObject *t = s->target;
     if (s->state != SIB_CANCELLED) {
-        if (t->status == ST_FULFILLED) {
+        if (t->status == STATUS_FULFILLED) {
             return Py_NewRef(t->result ? t->result : Py_None);
         }
-        if (t->status == ST_REJECTED) {
+        if (t->status == STATUS_REJECTED) {
             ba_raise(t->error);
             return NULL;
         }
@@ -487,7 +487,7 @@ send_result_to_iter(PySendResult r, PyObject *result, int is_iternext)
  * From 3.12 on, the interpreter's `await` drives a non-generator awaitable
  * through tp_iternext, not am_send, so every await of a finished sibling
  * returns its value in a StopIteration: creating one costs more than the
- * rest of the await (docs/performance.md).  The interpreter takes the value out and
+ * rest of the await (docs/performance-log.md).  The interpreter takes the value out and
  * drops the exception at once, so the instance is free again right after.
  * Reuse is safe only when our reference is the only one (nobody caught
  * it and kept it) and it carries nothing from an earlier trip (traceback,
@@ -728,7 +728,7 @@ sibling_exception(PyObject *self, PyObject *Py_UNUSED(ignored))
     }
     sibling_note_foreign_wait(s);
     if (!sibling_is_cancelled(s)) {
-        if (s->target->status == ST_FULFILLED) {
+        if (s->target->status == STATUS_FULFILLED) {
             Py_RETURN_NONE;
         }
         return Py_NewRef(s->target->error);

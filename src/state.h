@@ -45,16 +45,27 @@ enum { MODE_ALL = 0, MODE_SETTLED = 1, MODE_FLOW = 2 };
 /* The entry point of each mode, for messages: betterall.<mode_names[m]>(). */
 static const char *const mode_names[] = {"all", "all_settled", "flow"};
 
+/* Words, in C, in betterall/_py.py and in docs/design.md alike:
+ *   - a node's *state* is where it is in its life (NODE_*), a Sibling's where
+ *     its wait is (SIB_*); the module state is `mst` on objects, `st` in
+ *     locals, never "state";
+ *   - a node's *status* is how it ended (STATUS_*, TaskTrace.status);
+ *   - a task's *context* is its `self` (ContextObject; _Context in Python),
+ *     and its copy of the caller's contextvars.Context is its *vars*;
+ *   - a node's *result* is its value, its *error* what it raised; the
+ *     graph's *report* is the debug= value (NULL/None: not traced), its
+ *     *caller_exc* the CancelledError thrown into the caller. */
+
 /* Node states. */
 enum { NODE_PENDING = 0, NODE_RUNNING = 1, NODE_DONE = 2 };
 
 /* Node statuses (meaningful once DONE). */
 enum {
-    ST_NONE = 0,
-    ST_FULFILLED,
-    ST_REJECTED,
-    ST_CANCELLED,
-    ST_ENDED,
+    STATUS_NONE = 0,
+    STATUS_FULFILLED,
+    STATUS_REJECTED,
+    STATUS_CANCELLED,
+    STATUS_ENDED,
 };
 
 /* Sibling awaitable states. */
@@ -176,7 +187,7 @@ struct NodeObject {
     PyObject *name;         /* str */
     PyObject *fn;           /* the task function */
     PyObject *coro;         /* the iterator the engine steps, or NULL */
-    PyObject *context;      /* contextvars.Context, a copy of the caller's */
+    PyObject *vars;         /* contextvars.Context, a copy of the caller's */
     PyObject *result;       /* value once fulfilled */
     PyObject *error;        /* exception once rejected */
     PyObject *fut_waiter;   /* the outside future it waits on, or NULL */
@@ -200,7 +211,7 @@ struct NodeObject {
     double t_start, t_end;
     int num_cancels_requested;
     int visit;              /* cycle search mark */
-    /* Small enums and flags, one byte each: a node's size matters (docs/performance.md:
+    /* Small enums and flags, one byte each: a node's size matters (docs/performance-log.md:
      * at most 400 bytes per task). */
     unsigned char state;
     unsigned char status;
@@ -219,7 +230,7 @@ struct NodeObject {
 
 struct GraphObject {
     PyObject_HEAD
-    mod_state *state;
+    mod_state *mst;         /* the module state, cached */
     int mode;
     int started;
     int decided;
