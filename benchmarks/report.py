@@ -18,7 +18,7 @@ import sys
 from typing import Any
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0] if "/" in __file__ else ".")
-from run import best_baseline, fmt, fmt_x, ratio  # noqa: E402
+from suite.output import best_baseline, fmt, fmt_x, ratio  # noqa: E402
 
 
 def title(meta: dict[str, Any]) -> str:
