@@ -109,10 +109,8 @@ class Fallback(Generic[D_co]):
     def __call__(self, context: Any = None) -> Any:
         try:
             result = self.__wrapped__() if self._no_context else self.__wrapped__(context)
-        except _PROGRAMMING_ERRORS:
-            raise
         except Exception as exc:
-            if not isinstance(exc, self.on):
+            if not self._falls_back_on(exc):
                 raise
             return self._fall_back(exc)
         if inspect.isawaitable(result):
@@ -120,26 +118,21 @@ class Fallback(Generic[D_co]):
         return result
 
     async def _await(self, awaitable: Awaitable[Any]) -> Any:
-        if self.timeout is None:
-            try:
-                return await awaitable
-            except _PROGRAMMING_ERRORS:
-                raise
-            except Exception as exc:
-                if not isinstance(exc, self.on):
-                    raise
-                return self._fall_back(exc)
-        scope = asyncio.timeout(self.timeout)
+        scope = asyncio.timeout(self.timeout) if self.timeout is not None else None
         try:
+            if scope is None:
+                return await awaitable
             async with scope:
                 return await awaitable
-        except _PROGRAMMING_ERRORS:
-            raise
         except Exception as exc:
             # Its own time is up: always a fallback, whatever ``on`` says.
-            if not (scope.expired() or isinstance(exc, self.on)):
+            if not ((scope is not None and scope.expired()) or self._falls_back_on(exc)):
                 raise
             return self._fall_back(exc)
+
+    def _falls_back_on(self, error: Exception) -> bool:
+        """Whether ``error``, raised by the task, gives the fallback value."""
+        return isinstance(error, self.on) and not isinstance(error, _PROGRAMMING_ERRORS)
 
     def _fall_back(self, error: Exception) -> _FellBack:
         if self.compute is None:
