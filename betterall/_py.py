@@ -440,6 +440,9 @@ class _Graph:
             result = spec.fn(node.context) if spec.wants_context else spec.fn()
             if _is_awaitable(result):
                 result = await _Guard(result, node)
+            fell_back = type(result) is _FellBack  # ba.fallback gave its value
+            if fell_back:
+                result = result.value
         except FlowEnd as end:
             if self.mode == FLOW:
                 won = node.ended or self.end_flow(node, end)
@@ -477,9 +480,7 @@ class _Graph:
                 # too late to count.
                 self._finish(node, "cancelled")
             else:
-                if type(result) is _FellBack:
-                    node.fell_back = True
-                    result = result.value
+                node.fell_back = fell_back
                 self._finish(node, "fulfilled", value=result)
 
     # -- the call ------------------------------------------------------------

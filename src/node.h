@@ -242,7 +242,7 @@ node_on_return(NodeObject *node, PyObject *value)
         /* ba.fallback gave its value: unwrap it, and say so in the trace. */
         PyObject *inner = PyObject_GetAttr(value, node->mst->s_value);
         if (inner == NULL) {
-            return -1;
+            return node_on_error(node, ba_fetch_exc()); /* the task fails with it */
         }
         node->fell_back = 1;
         int rc = node_finish(node, STATUS_FULFILLED, inner, NULL);

@@ -321,3 +321,18 @@ def test_bad_arguments_are_refused_where_written(ba):
 def test_repr(ba):
     assert repr(ba.fallback(failing, [])).startswith("fallback(<function failing")
     assert "compute=<class 'str'>" in repr(ba.fallback(failing, compute=str))
+
+
+async def test_a_marker_without_its_value_fails_the_task(ba):
+    """Hostile code that returns the engines' private marker without a
+    value: the task fails with the AttributeError, the call never hangs."""
+    from betterall._fallback import _FellBack
+
+    broken = object.__new__(_FellBack)
+
+    async def returns_it() -> Any:
+        return broken
+
+    r = await asyncio.wait_for(ba.all_settled({"x": returns_it, "ok": user}), LIMIT)
+    assert isinstance(r["x"].reason, AttributeError)
+    assert r["ok"] == ba.Fulfilled({"id": 7})
