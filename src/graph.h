@@ -734,18 +734,9 @@ make_settled(mod_state *st, NodeObject *node)
     return r;
 }
 
-/* Let the collector see the nodes, which a graph keeps untracked while it
- * runs without suspending its caller (the graph owns them; see
- * graph_add_node).  Called when the call is over: from then on the graph
- * may live on in a reference cycle (its error's traceback holds a frame
- * that holds the graph, as with `await asyncio.wait_for(ba.all(...), t)`);
- * done last there, because the result, the Settled objects and the trace
- * allocate enough to start a collection, which would then walk every node
- * for nothing.  Called too when the caller first suspends on the graph:
- * from then on the caller and the graph may be abandoned in a cycle
- * through the futures the tasks wait on (a task that nobody references any
- * more, waiting on a future that nobody resolves), and the collector must
- * be able to free that cycle, as it frees an abandoned asyncio.Task. */
+/* Let the collector see the nodes, and what graph_add_node and
+ * untrack_while_running left out of its walks while the graph ran inside
+ * its caller's step.  Once per graph; its callers say why there. */
 static void
 graph_track_nodes(GraphObject *g)
 {
@@ -768,7 +759,7 @@ graph_set_finished(GraphObject *g)
 {
     g->finished = 1;
     Py_CLEAR(g->mst->stop_iter); /* it may hold a result of this call */
-    graph_track_nodes(g);
+    graph_track_nodes(g); /* the call is over: see graph_result */
 }
 
 
@@ -780,6 +771,11 @@ graph_result(GraphObject *g)
     g->finished = 1;
     Py_CLEAR(g->mst->stop_iter); /* it may hold a result of this call */
     PyObject *r = graph_result_impl(g);
+    /* The call is over, and the graph may live on in a reference cycle (its
+     * error's traceback holds a frame that holds the graph, as with
+     * `await asyncio.wait_for(ba.all(...), t)`).  Last: the result, the
+     * Settled objects and the trace allocate enough to start a collection,
+     * which would walk every node for nothing before this point. */
     graph_track_nodes(g);
     return r;
 }
@@ -955,6 +951,11 @@ graph_wait(GraphObject *g, PyObject **result)
         *result = NULL;
         return PYGEN_ERROR;
     }
+    /* The caller suspends: from here it and the graph may be abandoned in
+     * a cycle through the futures the tasks wait on (a task nobody
+     * references, waiting on a future nobody resolves), which the
+     * collector must be able to free, as it frees an abandoned
+     * asyncio.Task. */
     graph_track_nodes(g);
     g->has_mark = 0; /* stale once the caller waits */
     *result = Py_NewRef(g->done_fut);
