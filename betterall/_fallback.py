@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Protocol, TypeVar, ov
 
 from ._errors import CycleError, UnknownTaskError
 from ._prepare import check_timeout, takes_no_arguments
+from ._types import check_task_function
 
 __all__ = ("Fallback", "fallback")
 
@@ -83,14 +84,7 @@ class Fallback(Generic[D_co]):
         on: ErrorTypes = Exception,
         timeout: float | None = None,
     ) -> None:
-        if inspect.iscoroutine(fn):
-            fn.close()
-            raise TypeError(
-                "fallback() takes a function, not a coroutine object: "
-                "pass the function itself (without calling it)"
-            )
-        if not callable(fn):
-            raise TypeError(f"fallback() takes a callable, not {type(fn).__name__}")
+        check_task_function(fn, "fallback")
         if (default is _NO_DEFAULT) == (compute is None):
             raise TypeError(
                 "fallback() takes either a default value or compute= (a function of the"

@@ -262,6 +262,19 @@ class Signal:
         return "<Signal not aborted>"
 
 
+def check_task_function(fn: object, wrapper: str) -> None:
+    """Refuse, for ``wrapper()``, what cannot be a task function: a coroutine
+    object (closed, so that it warns of nothing) or anything not callable."""
+    if inspect.iscoroutine(fn):
+        fn.close()
+        raise TypeError(
+            f"{wrapper}() takes a function, not a coroutine object: "
+            "pass the function itself (without calling it)"
+        )
+    if not callable(fn):
+        raise TypeError(f"{wrapper}() takes a callable, not {type(fn).__name__}")
+
+
 class InTask:
     """A task function that must run in a real :class:`asyncio.Task`.
 
@@ -273,16 +286,7 @@ class InTask:
     __slots__ = ("__wrapped__",)
 
     def __init__(self, fn: Callable[..., Any]) -> None:
-        if inspect.iscoroutine(fn):
-            fn.close()
-            raise TypeError(
-                "in_task() takes a function, not a coroutine object: "
-                "pass the function itself (without calling it)"
-            )
-        if not callable(fn):
-            raise TypeError(
-                f"in_task() takes a callable, not {type(fn).__name__}"
-            )
+        check_task_function(fn, "in_task")
         self.__wrapped__ = fn
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
@@ -353,8 +357,7 @@ def in_thread(fn: Callable[..., T]) -> Callable[..., Coroutine[Any, Any, T]]:
         raise TypeError(
             "in_thread() takes a synchronous function: an async one does not block the loop"
         )
-    if not callable(fn):
-        raise TypeError(f"in_thread() takes a callable, not {type(fn).__name__}")
+    check_task_function(fn, "in_thread")
     from ._prepare import takes_no_arguments  # _prepare imports this module
 
     wrapper: Callable[..., Coroutine[Any, Any, T]]
