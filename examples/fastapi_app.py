@@ -9,7 +9,9 @@ docs/web.md).
 
 The routes are those of ``starlette_app.py``; the handlers get their
 ``Handlers`` object through a dependency, and FastAPI parses the query
-parameters. The upstream client is aiohttp's by default (``client="httpx"``
+parameters. ``/typed/dashboard`` is the dashboard declared once as a
+``betterall.Graph`` class and taken by the route as a dependency, with typed
+results (``betterall.fastapi.graph_dependency``). The upstream client is aiohttp's by default (``client="httpx"``
 for httpx's, as in ``starlette_app.py``), which costs less CPU time per
 call (see docs/web.md).
 """
@@ -26,6 +28,7 @@ from fastapi.responses import JSONResponse
 
 import betterall
 from betterall.asgi import CancelOnDisconnect
+from betterall.fastapi import graph_dependency
 from starlette_app import RequestIdMiddleware
 from webdemo.clients import CLIENTS, UpstreamError
 from webdemo.handlers import Handlers
@@ -36,6 +39,30 @@ def get_handlers(request: Request) -> Handlers:
 
 
 HandlersDep = Annotated[Handlers, Depends(get_handlers)]
+
+
+def get_upstream(request: Request) -> Any:
+    return request.app.state.upstream
+
+
+class Dashboard(betterall.Graph):
+    """The dashboard of ``Handlers.dashboard_betterall``, declared once: its
+    input comes from a FastAPI dependency, its tasks' results are typed."""
+
+    upstream: Annotated[Any, Depends(get_upstream)]
+
+    @betterall.task
+    async def user(self) -> dict[str, Any]:
+        return await self.upstream.get_json("/users/me")  # type: ignore[no-any-return]
+
+    @betterall.task
+    async def config(self) -> dict[str, Any]:
+        return await self.upstream.get_json("/config")  # type: ignore[no-any-return]
+
+    @betterall.task
+    async def profile(self) -> dict[str, Any]:
+        user = await self.user  # waits for `user` only, not for `config`
+        return await self.upstream.get_json(f"/profiles/{user['id']}")  # type: ignore[no-any-return]
 
 
 def make_app(
@@ -86,6 +113,15 @@ def make_app(
     @app.get("/hand/dashboard")
     async def dashboard_hand(handlers: HandlersDep) -> dict[str, Any]:
         return await handlers.dashboard_hand()
+
+    # A dependency made here, with this app's trace hook: it goes in the
+    # parameter's default, which Python evaluates here, because FastAPI
+    # evaluates string annotations (this module's) in the module's globals.
+    dashboard_graph = Depends(graph_dependency(Dashboard, debug=trace or False))
+
+    @app.get("/typed/dashboard")
+    async def dashboard_typed(r: betterall.Results[Dashboard] = dashboard_graph) -> dict[str, Any]:
+        return {"user": r[Dashboard.user], "config": r[Dashboard.config], "profile": r[Dashboard.profile]}
 
     # -- the feed -----------------------------------------------------------------
 

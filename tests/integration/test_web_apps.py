@@ -124,3 +124,21 @@ async def test_upstream_error_becomes_502_and_cancels_the_calls_in_flight(
         "config": "rejected",
         "profile": "cancelled",
     }
+
+
+@pytest.mark.parametrize("framework", ["fastapi"])
+async def test_fastapi_typed_graph_route_answers_like_the_dict_form(
+    app_server: AppServer, http: httpx.AsyncClient, traces: list[Any], ba: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """/typed/dashboard (a betterall.Graph taken as a dependency) gives the
+    dashboard of /betterall/dashboard, and its trace shows the same graph."""
+    import betterall._graph
+    from betterall._engine import engines
+
+    monkeypatch.setattr(betterall._graph, "_engine", engines()[ba.ENGINE])
+    typed, plain = await asyncio.gather(http.get("/typed/dashboard"), http.get("/betterall/dashboard"))
+    assert typed.status_code == plain.status_code == 200, typed.text
+    _check_dashboard(typed.json())
+    assert typed.json() == plain.json()
+    deps = sorted((name, t.deps, t.status) for trace in traces for name, t in trace.tasks.items())
+    assert deps == sorted(2 * [("config", (), "fulfilled"), ("profile", ("user",), "fulfilled"), ("user", (), "fulfilled")])
