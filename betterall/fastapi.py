@@ -38,11 +38,12 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
         "betterall.fastapi needs FastAPI: pip install 'betterall[fastapi]'"
     ) from exc
 
+from ._fastapi_route import GraphRoute
 from ._graph import Graph, Results, SettledResults
-from ._prepare import check_timeout
+from ._prepare import check_debug, check_timeout
 from ._trace import Trace
 
-__all__ = ("graph_dependency",)
+__all__ = ("GraphRoute", "graph_dependency")
 
 G = TypeVar("G", bound=Graph)
 
@@ -105,6 +106,7 @@ def graph_dependency(
     if mode not in ("all", "all_settled"):
         raise ValueError(f"mode must be 'all' or 'all_settled', not {mode!r}")
     check_timeout(timeout)
+    check_debug(debug)
     hints = _input_annotations(graph)
     parameters = []
     for field in dataclasses.fields(graph):  # type: ignore[arg-type]
