@@ -3,6 +3,10 @@
 
     python benchmarks/http/run.py             # the full run: about 4 minutes
     python benchmarks/http/run.py --quick     # a smoke run: about 30 s
+    python benchmarks/http/run.py --frameworks fastapi --patterns account \
+        --variants depends-fastapi,depends-betterall --concurrency 1,16
+                                              # FastAPI's Depends resolver
+                                              # against GraphRoute
 
 Starts the fake upstream (examples/webdemo/upstream.py, fixed latencies of
 50-200 ms) and one app server per framework and engine
@@ -40,6 +44,10 @@ VARIANTS: dict[str, tuple[str, str]] = {
     "betterall": ("c", "betterall"),
     "hand": ("c", "hand"),
     "betterall-py": ("python", "betterall"),
+    # FastAPI's dependency resolver against betterall.fastapi.GraphRoute: the
+    # pattern "account" of examples/fastapi_app.py (--frameworks fastapi).
+    "depends-fastapi": ("c", "depends/fastapi"),
+    "depends-betterall": ("c", "depends/betterall"),
 }
 
 

@@ -142,3 +142,23 @@ async def test_fastapi_typed_graph_route_answers_like_the_dict_form(
     assert typed.json() == plain.json()
     deps = sorted((name, t.deps, t.status) for trace in traces for name, t in trace.tasks.items())
     assert deps == sorted(2 * [("config", (), "fulfilled"), ("profile", ("user",), "fulfilled"), ("user", (), "fulfilled")])
+
+
+@pytest.mark.parametrize("framework", ["fastapi"])
+async def test_fastapi_depends_tree_under_graph_route_matches_fastapis_own(
+    app_server: AppServer, http: httpx.AsyncClient, upstream: Upstream, ba: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """/depends/betterall/account (GraphRoute) answers what
+    /depends/fastapi/account (FastAPI's resolver) answers, in the time of
+    the tree's critical path (200 ms) rather than the sum (650 ms)."""
+    import betterall._fastapi_route
+    from betterall._engine import engines
+
+    monkeypatch.setattr(betterall._fastapi_route, "_engine", engines()[ba.ENGINE])
+    upstream.latencies.update(user=0.05, profile=0.15, config=0.2, trending=0.2, posts=0.05)
+    elapsed_ours, ours = await timed(http.get("/depends/betterall/account"))
+    elapsed_theirs, theirs = await timed(http.get("/depends/fastapi/account"))
+    assert ours.status_code == theirs.status_code == 200, ours.text
+    assert ours.json() == theirs.json()
+    assert ours.json()["permissions"] == ["read", "write"]
+    assert elapsed_ours < 0.4 < 0.6 < elapsed_theirs, (elapsed_ours, elapsed_theirs)
