@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import betterall as ba
-from betterall.fastapi import graph_dependency
+from betterall.fastapi import GraphRoute, graph_dependency
 
 
 class Page(ba.Graph):
@@ -16,3 +16,7 @@ class Page(ba.Graph):
 graph_dependency(int)  # error
 graph_dependency(Page, mode="flow")  # error
 graph_dependency(Page, timeout="soon")  # error
+
+
+class BadRoute(GraphRoute):
+    timeout = "soon"  # error

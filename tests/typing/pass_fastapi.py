@@ -6,10 +6,10 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, assert_type
 
-from fastapi import Depends, FastAPI, Header
+from fastapi import APIRouter, Depends, FastAPI, Header
 
 import betterall as ba
-from betterall.fastapi import graph_dependency
+from betterall.fastapi import GraphRoute, graph_dependency
 
 
 class Page(ba.Graph):
@@ -33,3 +33,20 @@ app = FastAPI()
 async def page(r: Annotated[ba.Results[Page], Depends(graph_dependency(Page))]) -> dict[str, Any]:
     assert_type(r[Page.user], int)
     return {"user": r[Page.user]}
+
+
+# GraphRoute: a route class; its options are class attributes.
+class TracedRoute(GraphRoute):
+    debug = True
+    timeout = 2.0
+
+
+class HookedRoute(GraphRoute):
+    @staticmethod
+    def debug(trace: ba.Trace) -> None:
+        print(trace.critical_path())
+
+
+router = APIRouter(route_class=TracedRoute)
+app.router.route_class = HookedRoute
+app.include_router(APIRouter(route_class=GraphRoute))
