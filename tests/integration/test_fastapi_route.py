@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import inspect
 import threading
 import time
 import types
@@ -174,6 +175,31 @@ async def counted() -> int:
     return EVENTS.calls["counted"]
 
 
+async def function_scoped() -> AsyncIterator[str]:
+    EVENTS.called("function-enter")
+    try:
+        yield "function-scoped"
+    finally:
+        EVENTS.called("function-exit")
+
+
+async def limited() -> int:
+    EVENTS.called("limited")
+    await asyncio.sleep(DELAY)
+    return 1
+
+
+_DEPENDS = inspect.signature(Depends).parameters
+NEW_OPTIONS = pytest.mark.skipif(
+    not {"scope", "max_concurrency"} <= set(_DEPENDS),
+    reason="this FastAPI has no Depends(scope=, max_concurrency=)",
+)
+
+
+if {"scope", "max_concurrency"} <= set(_DEPENDS):
+    Limited = Annotated[int, Depends(limited, max_concurrency=1)]  # one limit, shared
+
+
 def routes(router: APIRouter) -> None:
     @router.get("/dashboard")
     async def dashboard(
@@ -230,6 +256,19 @@ def routes(router: APIRouter) -> None:
         write: Annotated[list[str], Security(scoped, scopes=["items:write"])],
     ) -> dict[str, list[str]]:
         return {"read": read, "write": write}
+
+    if {"scope", "max_concurrency"} <= set(_DEPENDS):
+        @router.get("/scoped")
+        async def scoped_route(
+            f: Annotated[str, Depends(function_scoped, scope="function")],
+            s: Annotated[str, Depends(session, scope="request")],
+        ) -> list[str]:
+            EVENTS.called("endpoint")
+            return [f, s]
+
+        @router.get("/limited")
+        async def limited_route(one: Limited, again: Limited) -> int:
+            return one + again
 
     @router.get("/background", dependencies=[Depends(adds_background)])
     async def background() -> str:
@@ -474,3 +513,26 @@ async def test_other_routes_keep_fastapis_resolver() -> None:
         elapsed, response = await timed_get(http, "/dashboard")
         assert response.status_code == 200 and elapsed < 3.5 * DELAY
 
+
+
+@NEW_OPTIONS
+async def test_function_scoped_yield_dependencies_end_before_the_response(
+    client: httpx.AsyncClient, reference: httpx.AsyncClient
+) -> None:
+    for http in (client, reference):
+        EVENTS.__init__()  # type: ignore[misc]
+        response = await http.get("/scoped")
+        assert response.json() == ["function-scoped", "session-1"]
+        # Ended before the response was sent, so before the client has it.
+        assert EVENTS.items.index("endpoint") < EVENTS.items.index("function-exit")
+        await eventually(lambda: "session-exit" in EVENTS.items, "the request-scoped clean-up")
+
+
+@NEW_OPTIONS
+async def test_max_concurrency_holds_across_requests(client: httpx.AsyncClient) -> None:
+    t0 = time.perf_counter()
+    responses = await asyncio.gather(*(client.get("/limited") for _ in range(3)))
+    elapsed = time.perf_counter() - t0
+    assert [r.json() for r in responses] == [2, 2, 2]
+    assert EVENTS.calls["limited"] == 3  # once per request: the cached value
+    assert elapsed >= 3 * DELAY * 0.9, elapsed  # one at a time
