@@ -162,6 +162,10 @@ class _Node:
 
     async def run(self, request: _Request, ctx: Any) -> tuple[Any, list[tuple[Any, Any]]]:
         """The task: the sub-dependencies' values, then the call."""
+        # What this task's code changes in its context from here on (its
+        # sub-dependencies' changes included, applied below) is passed on;
+        # what a wrapper around the task set before (a tracing span) is not.
+        start = contextvars.copy_context()
         values = request.own[self]
         if self.edges:
             values = dict(values)
@@ -176,7 +180,7 @@ class _Node:
         else:
             subs = {}
         if self.kind is _GENERATOR:
-            return await request.enter(self, subs)
+            return await request.enter(self, subs, _changes(start))
         call = self.call
         if self.concurrency is None:
             if self.kind is _ASYNC:
@@ -189,7 +193,7 @@ class _Node:
                     value = await call(**values)
                 else:
                     value = await run_in_threadpool(call, **values)
-        return value, _changes(request.base)
+        return value, _changes(start)
 
 
 def _changes(base: contextvars.Context) -> list[tuple[Any, Any]]:
@@ -273,13 +277,17 @@ class _Request:
         self.own: dict[_Node, dict[str, Any]] = {}
         self.base = contextvars.copy_context()
         # Yield dependencies waiting for the request task to enter them.
-        self.queue: deque[tuple[_Node, dict[str, Any], asyncio.Future[Any]]] = deque()
+        self.queue: deque[
+            tuple[_Node, dict[str, Any], list[tuple[Any, Any]], asyncio.Future[Any]]
+        ] = deque()
         self.wake: asyncio.Future[None] | None = None
 
-    async def enter(self, node: _Node, subs: dict[str, Any]) -> tuple[Any, list[tuple[Any, Any]]]:
+    async def enter(
+        self, node: _Node, subs: dict[str, Any], inherited: list[tuple[Any, Any]]
+    ) -> tuple[Any, list[tuple[Any, Any]]]:
         """Have the request task enter yield dependency ``node``."""
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self.queue.append((node, subs, future))
+        self.queue.append((node, subs, inherited, future))
         if self.wake is not None and not self.wake.done():
             self.wake.set_result(None)
         return await future
@@ -290,9 +298,12 @@ class _Request:
         loop = asyncio.get_running_loop()
         while True:
             while self.queue:
-                node, subs, future = self.queue.popleft()
+                node, subs, inherited, future = self.queue.popleft()
                 if future.done():  # its task was cancelled meanwhile
                     continue
+                # What its sub-dependencies set, it sees (as in FastAPI).
+                for var, value in inherited:
+                    var.set(value)
                 try:
                     value = await self._enter(node, subs)
                 except BaseException as exc:  # noqa: B036 - handed to the task

@@ -133,6 +133,10 @@ async def reads_var(_: Annotated[str, Depends(sets_var)]) -> str:
     return request_var.get()
 
 
+async def yield_reads_var(_: Annotated[str, Depends(sets_var)]) -> AsyncIterator[str]:
+    yield request_var.get()
+
+
 async def fails() -> None:
     EVENTS.called("fails")
     await asyncio.sleep(DELAY / 3)
@@ -222,8 +226,10 @@ def routes(router: APIRouter) -> None:
         return {"seen": seen, "session": s, "sync": sync, "var": request_var.get()}
 
     @router.get("/context")
-    async def context(seen: Annotated[str, Depends(reads_var)]) -> dict[str, str]:
-        return {"dependency": seen, "endpoint": request_var.get()}
+    async def context(
+        seen: Annotated[str, Depends(reads_var)], seen_by_yield: Annotated[str, Depends(yield_reads_var)]
+    ) -> dict[str, str]:
+        return {"dependency": seen, "yield dependency": seen_by_yield, "endpoint": request_var.get()}
 
     @router.get("/fails")
     async def failing(
@@ -380,6 +386,7 @@ async def test_a_dependencys_context_changes_reach_its_dependents_and_the_endpoi
     expected = await reference.get("/context")
     assert response.json() == expected.json() == {
         "dependency": "set-by-dependency",
+        "yield dependency": "set-by-dependency",
         "endpoint": "set-by-dependency",
     }
 
