@@ -43,14 +43,13 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-import types
 
 import fastapi.dependencies.utils as _utils
 import fastapi.routing as _routing
 from fastapi.dependencies.models import Dependant
 from starlette.concurrency import run_in_threadpool
 
-from . import _engine as _selection
+from . import _graph
 from ._prepare import check_debug, check_timeout
 
 __all__ = ("GraphRoute",)
@@ -92,8 +91,6 @@ _GET_DEPENDANT_PARAMETERS = frozenset(inspect.signature(_utils.get_dependant).pa
 
 _MISSING: Any = object()
 
-#: The engine that runs the graphs (tests set it to the one under test).
-_engine: types.ModuleType = _selection.ENGINE
 
 # The name under which a yield dependency's value comes back from FastAPI.
 _VALUE = "value"
@@ -392,7 +389,9 @@ async def _solve(state: _RouteState, options: dict[str, Any]) -> Any:
         methods = ",".join(sorted(route.methods or ()))
         debug = f"{methods} {route.path}"
     tasks = {node.name: functools.partial(node.run, run) for node in plan.nodes}
-    graph = _engine.all(tasks, debug=debug, timeout=route.timeout)
+    # The engine of the library's own runs (the class form's): tests set it
+    # to the engine under test, betterall.otel to a traced one.
+    graph = _graph._engine.all(tasks, debug=debug, timeout=route.timeout)
     if plan.generators:
         results = await _with_request_task(run, graph)
     else:

@@ -24,7 +24,6 @@ from fastapi import (
     FastAPI,
     Header,
     HTTPException,
-    Request,
     Response,
     Security,
 )
@@ -32,7 +31,7 @@ from fastapi.routing import APIRoute
 from fastapi.security import SecurityScopes
 from webdemo.servers import serve_uvicorn
 
-import betterall._fastapi_route
+import betterall._graph
 from betterall._engine import engines
 from betterall.asgi import CancelOnDisconnect
 from betterall.fastapi import GraphRoute
@@ -291,7 +290,7 @@ def make_app(route_class: type[APIRoute]) -> FastAPI:
 
 @pytest.fixture(autouse=True)
 def _engine_under_test(ba: types.SimpleNamespace, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(betterall._fastapi_route, "_engine", engines()[ba.ENGINE])
+    monkeypatch.setattr(betterall._graph, "_engine", engines()[ba.ENGINE])
     EVENTS.__init__()  # type: ignore[misc]
     cancelled.clear()
 

@@ -151,10 +151,10 @@ async def test_fastapi_depends_tree_under_graph_route_matches_fastapis_own(
     """/depends/betterall/account (GraphRoute) answers what
     /depends/fastapi/account (FastAPI's resolver) answers, in the time of
     the tree's critical path (200 ms) rather than the sum (650 ms)."""
-    import betterall._fastapi_route
+    import betterall._graph
     from betterall._engine import engines
 
-    monkeypatch.setattr(betterall._fastapi_route, "_engine", engines()[ba.ENGINE])
+    monkeypatch.setattr(betterall._graph, "_engine", engines()[ba.ENGINE])
     upstream.latencies.update(user=0.05, profile=0.15, config=0.2, trending=0.2, posts=0.05)
     elapsed_ours, ours = await timed(http.get("/depends/betterall/account"))
     elapsed_theirs, theirs = await timed(http.get("/depends/fastapi/account"))
