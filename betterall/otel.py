@@ -157,8 +157,6 @@ class _Call:
             if task.status == "rejected" and error is not None:
                 span.record_exception(error)
                 span.set_status(trace.StatusCode.ERROR, f"{type(error).__name__}: {error}")
-            elif task.status == "fallback" and error is not None:
-                span.record_exception(error)
             span.end(end_time=self.ns(task.end))
 
 

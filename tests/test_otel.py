@@ -195,6 +195,16 @@ async def test_all_settled_flow_timeouts_and_tasks_that_never_started(
     assert spans["betterall.all"].status.description.startswith("TimeoutError")  # type: ignore[union-attr]
 
 
+async def test_a_task_that_fell_back_is_not_an_error(tba: types.SimpleNamespace, exporter: InMemorySpanExporter) -> None:
+    async def flaky() -> int:
+        raise ConnectionError("down")
+
+    assert await run(tba.all({"flaky": betterall.fallback(flaky, default=0)})) == {"flaky": 0}
+    span = spans_by_name(exporter)["flaky"]
+    assert span.attributes["betterall.task.status"] == "fallback"  # type: ignore[index]
+    assert span.status.status_code is trace.StatusCode.UNSET
+
+
 async def test_caller_cancellation(tba: types.SimpleNamespace, exporter: InMemorySpanExporter) -> None:
     started = asyncio.Event()
 
