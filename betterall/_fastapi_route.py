@@ -36,12 +36,13 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import copy
 import dataclasses
 import functools
 import inspect
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 
 import fastapi.dependencies.utils as _utils
@@ -69,7 +70,7 @@ def _fastapi_function(*names: str) -> Callable[..., Any]:
     for name in names:
         function = getattr(_utils, name, None)
         if function is not None:
-            return function
+            return cast("Callable[..., Any]", function)
     raise ImportError(  # pragma: no cover - depends on the FastAPI release
         f"betterall.fastapi.GraphRoute does not support FastAPI {_fastapi_version()}:"
         f" fastapi.dependencies.utils has no {names[0]}"
@@ -122,6 +123,17 @@ def _overridden(sub: Dependant, overrides: dict[Any, Any]) -> Dependant:
     return _utils.get_dependant(**options)
 
 
+def _with(dependant: Dependant, **changes: Any) -> Dependant:
+    """A copy of ``dependant`` with ``changes`` (a dataclass from FastAPI
+    0.112 on, a plain class before)."""
+    if dataclasses.is_dataclass(dependant):
+        return dataclasses.replace(dependant, **changes)
+    other = copy.copy(dependant)
+    for name, value in changes.items():
+        setattr(other, name, value)
+    return other
+
+
 def _const_dependency(name: str, values: contextvars.ContextVar[dict[str, Any]]) -> Dependant:
     """A dependency that gives ``values.get()[name]``: how a yield
     dependency run by FastAPI receives the values its sub-dependencies
@@ -143,11 +155,12 @@ class _Node:
         self.name = name
         self.dependant = dependant
         # FastAPI's own resolver on this dependency alone: its parameters.
-        self.own = dataclasses.replace(dependant, dependencies=[])
+        self.own = _with(dependant, dependencies=[])
         # (parameter name or None, sub-dependency), in declaration order.
         self.edges: list[tuple[str | None, _Node]] = []
         call = dependant.call
-        self.call = call
+        assert call is not None  # every dependency FastAPI makes has one
+        self.call: Callable[..., Any] = call
         self.concurrency = getattr(dependant, "concurrency", None)
         if _is_gen(call) or _is_async_gen(call):
             self.kind = _GENERATOR
@@ -236,7 +249,7 @@ class _Plan:
                         self.generators = True
                         node.shell = Dependant(
                             dependencies=[
-                                dataclasses.replace(
+                                _with(
                                     used,
                                     name=_VALUE,
                                     dependencies=[
@@ -275,7 +288,12 @@ class _Request:
         self.base = contextvars.copy_context()
         # Yield dependencies waiting for the request task to enter them.
         self.queue: deque[
-            tuple[_Node, dict[str, Any], list[tuple[Any, Any]], asyncio.Future[Any]]
+            tuple[
+                _Node,
+                dict[str, Any],
+                list[tuple[Any, Any]],
+                asyncio.Future[tuple[Any, list[tuple[Any, Any]]]],
+            ]
         ] = deque()
         self.wake: asyncio.Future[None] | None = None
 
@@ -283,7 +301,9 @@ class _Request:
         self, node: _Node, subs: dict[str, Any], inherited: list[tuple[Any, Any]]
     ) -> tuple[Any, list[tuple[Any, Any]]]:
         """Have the request task enter yield dependency ``node``."""
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[tuple[Any, list[tuple[Any, Any]]]] = (
+            asyncio.get_running_loop().create_future()
+        )
         self.queue.append((node, subs, inherited, future))
         if self.wake is not None and not self.wake.done():
             self.wake.set_result(None)
@@ -314,11 +334,17 @@ class _Request:
             if graph.done():
                 return
             wake = self.wake = loop.create_future()
-            graph.add_done_callback(lambda _: wake.done() or wake.set_result(None))
+
+            def woken(_: object, wake: asyncio.Future[None] = wake) -> None:
+                if not wake.done():
+                    wake.set_result(None)
+
+            graph.add_done_callback(woken)
             await wake
 
     async def _enter(self, node: _Node, subs: dict[str, Any]) -> Any:
         plan = self.plan
+        assert node.shell is not None  # made for every yield dependency
         token = plan.values_var.set(subs)
         try:
             solved = await _fastapi_solve(
@@ -443,10 +469,10 @@ _previous: Callable[..., Any] = _fastapi_solve
 def _install() -> None:
     """Route FastAPI's request handlers through :func:`_dispatch` (once)."""
     global _previous
-    current = _routing.solve_dependencies
+    current = getattr(_routing, "solve_dependencies")  # noqa: B009 - not re-exported
     if current is not _dispatch:
         _previous = current
-        _routing.solve_dependencies = _dispatch  # type: ignore[assignment]
+        setattr(_routing, "solve_dependencies", _dispatch)  # noqa: B010
 
 
 class GraphRoute(_routing.APIRoute):
@@ -463,6 +489,12 @@ class GraphRoute(_routing.APIRoute):
     timeout: float | None = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
+        if not hasattr(_utils, "SolvedDependency"):
+            # Older resolvers return a bare tuple this module does not read.
+            raise RuntimeError(
+                f"betterall.fastapi.GraphRoute needs FastAPI 0.115 or newer, not"
+                f" {_fastapi_version()}; pip install -U 'betterall[fastapi]'"
+            )
         check_debug(self.debug)
         check_timeout(self.timeout)
         _install()

@@ -32,7 +32,7 @@ import os
 import time
 import types
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, cast
 
 try:
     from opentelemetry import context as otel_context
@@ -66,7 +66,7 @@ def _global_provider() -> trace.TracerProvider | None:
     up each time (for ``OTEL_PYTHON_TRACER_PROVIDER``): the API's module
     global is read directly where it exists and that variable is unset."""
     if _state.read_global:
-        return trace._TRACER_PROVIDER  # type: ignore[attr-defined, no-any-return]
+        return cast("trace.TracerProvider | None", getattr(trace, "_TRACER_PROVIDER"))  # noqa: B009
     return trace.get_tracer_provider()
 
 

@@ -542,3 +542,14 @@ async def test_max_concurrency_holds_across_requests(client: httpx.AsyncClient) 
     assert [r.json() for r in responses] == [2, 2, 2]
     assert EVENTS.calls["limited"] == 3  # once per request: the cached value
     assert elapsed >= 3 * DELAY * 0.9, elapsed  # one at a time
+
+
+def test_an_older_fastapi_is_refused_when_the_route_is_made(monkeypatch: pytest.MonkeyPatch) -> None:
+    """FastAPI before 0.115 returns a bare tuple from its resolver: GraphRoute
+    says so rather than fail on the first request."""
+    import fastapi.dependencies.utils
+
+    monkeypatch.delattr(fastapi.dependencies.utils, "SolvedDependency")
+    router = APIRouter(route_class=GraphRoute)
+    with pytest.raises(RuntimeError, match="needs FastAPI 0.115 or newer"):
+        router.add_api_route("/x", flags)
