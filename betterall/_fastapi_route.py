@@ -278,11 +278,10 @@ class _Plan:
 class _Request:
     """One request's run of a plan."""
 
-    __slots__ = ("plan", "http", "options", "own", "base", "queue", "wake")
+    __slots__ = ("plan", "options", "own", "base", "queue", "wake")
 
-    def __init__(self, plan: _Plan, http: Any, options: dict[str, Any]) -> None:
+    def __init__(self, plan: _Plan, options: dict[str, Any]) -> None:
         self.plan = plan
-        self.http = http
         self.options = options
         self.own: dict[_Node, dict[str, Any]] = {}
         self.base = contextvars.copy_context()
@@ -305,14 +304,18 @@ class _Request:
             asyncio.get_running_loop().create_future()
         )
         self.queue.append((node, subs, inherited, future))
+        self._wake()
+        return await future
+
+    def _wake(self, _: object = None) -> None:
         if self.wake is not None and not self.wake.done():
             self.wake.set_result(None)
-        return await future
 
     async def serve(self, graph: asyncio.Future[Any]) -> None:
         """Enter the yield dependencies the graph asks for, in the request's
         task and context, one after another, until the graph is done."""
         loop = asyncio.get_running_loop()
+        graph.add_done_callback(self._wake)
         while True:
             while self.queue:
                 node, subs, inherited, future = self.queue.popleft()
@@ -323,24 +326,19 @@ class _Request:
                     var.set(value)
                 try:
                     value = await self._enter(node, subs)
+                except (asyncio.CancelledError, KeyboardInterrupt, SystemExit):
+                    future.cancel()  # the request itself is being stopped
+                    raise
                 except BaseException as exc:  # noqa: B036 - handed to the task
                     if not future.done():
                         future.set_exception(exc)
-                    if isinstance(exc, (asyncio.CancelledError, KeyboardInterrupt, SystemExit)):
-                        raise
                 else:
                     if not future.done():
                         future.set_result((value, _changes(self.base)))
             if graph.done():
                 return
-            wake = self.wake = loop.create_future()
-
-            def woken(_: object, wake: asyncio.Future[None] = wake) -> None:
-                if not wake.done():
-                    wake.set_result(None)
-
-            graph.add_done_callback(woken)
-            await wake
+            self.wake = loop.create_future()
+            await self.wake
 
     async def _enter(self, node: _Node, subs: dict[str, Any]) -> Any:
         plan = self.plan
@@ -391,7 +389,7 @@ async def _solve(state: _RouteState, options: dict[str, Any]) -> Any:
     provider = options.pop("dependency_overrides_provider", None)
     options.pop("dependency_cache", None)
     plan = state.plan(dependant, provider)
-    run = _Request(plan, options["request"], options)
+    run = _Request(plan, options)
 
     # Every parameter of every dependency, with FastAPI's validation, before
     # any dependency runs; one BackgroundTasks and one Response for all.
@@ -424,14 +422,13 @@ async def _solve(state: _RouteState, options: dict[str, Any]) -> Any:
         results = await graph
 
     values = dict(run.own[plan.root])
-    cache: dict[Any, Any] = {}
     for parameter, node in plan.root.edges:
         value, changes = results[node.name]
         for var, var_value in changes:
             var.set(var_value)
         if parameter is not None:
             values[parameter] = value
-    return dataclasses.replace(solved, values=values, errors=[], dependency_cache=cache)
+    return dataclasses.replace(solved, values=values, errors=[], dependency_cache={})
 
 
 async def _with_request_task(run: _Request, graph: Any) -> Any:

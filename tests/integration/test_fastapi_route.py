@@ -155,6 +155,16 @@ async def slow() -> str:
     return "slow"
 
 
+async def slow_session() -> AsyncIterator[str]:
+    """A yield dependency whose set-up takes long (a pool at its limit)."""
+    try:
+        await asyncio.sleep(1)
+    except asyncio.CancelledError:
+        cancelled.append("slow_session")
+        raise
+    yield "never"
+
+
 class Counter:
     """A class dependency (called with its own parameter)."""
 
@@ -463,6 +473,24 @@ async def test_a_client_that_leaves_cancels_the_graph() -> None:
             with pytest.raises(httpx.ReadTimeout):
                 await http.get("/slow")
         await eventually(lambda: cancelled == ["slow"], "the cancellation", timeout=0.7)
+
+
+async def test_a_client_that_leaves_during_a_yield_dependencys_set_up_cancels_everything() -> None:
+    app = FastAPI()
+    router = APIRouter(route_class=GraphRoute)
+
+    @router.get("/slow-session")
+    async def slow_session_route(
+        s: Annotated[str, Depends(slow_session)], other: Annotated[str, Depends(slow)]
+    ) -> str:
+        return s
+
+    app.include_router(router)
+    async with serve_uvicorn(CancelOnDisconnect(app)) as handle:
+        async with httpx.AsyncClient(base_url=handle.url, timeout=httpx.Timeout(5, read=0.2)) as http:
+            with pytest.raises(httpx.ReadTimeout):
+                await http.get("/slow-session")
+        await eventually(lambda: sorted(cancelled) == ["slow", "slow_session"], "the cancellation", timeout=0.7)
 
 
 async def test_debug_charts_the_request(caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]) -> None:
