@@ -86,7 +86,18 @@ def _native() -> ModuleType | None:
     except ImportError as exc:
         why = f"it could not be imported ({exc})"
     else:
-        problem = current_task_problem(native)
+        # A free-threaded CPython turns the GIL back on when it imports an
+        # extension that does not declare itself free-threading safe, as
+        # this one does not; it stays off only if the user forced it
+        # (PYTHON_GIL=0, -X gil=0), and then the engine's objects would be
+        # used without the lock they were written for.
+        gil_enabled = getattr(sys, "_is_gil_enabled", None)
+        problem = (
+            "it runs with the GIL, and this free-threaded interpreter was told to keep it"
+            " off (PYTHON_GIL=0 or -X gil=0)"
+            if gil_enabled is not None and not gil_enabled()
+            else current_task_problem(native)
+        )
         if problem is None:
             return native
         v = sys.version_info

@@ -105,6 +105,23 @@ def _graph_still_works() -> str:
 
 
 @_C_BUILT
+def test_a_free_threaded_interpreter_without_the_gil_falls_back_with_a_warning():
+    """On a free-threaded build, importing the extension turns the GIL on
+    (it declares no Py_mod_gil slot); if the user kept it off, the C engine
+    is not used: a RuntimeWarning says why, and the pure-Python engine runs.
+    (Only a free-threaded build can show it for real; here the interpreter
+    says the GIL is off.)"""
+    code = "import sys\nsys._is_gil_enabled = lambda: False\n" + _IMPORT_RECORDING_WARNINGS + _graph_still_works()
+    r = run(code, BETTERALL_NO_EXTENSIONS="")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0] == "python ['python']"
+    assert lines[1].startswith("RuntimeWarning betterall: the C engine is installed but not used")
+    assert "told to keep it off (PYTHON_GIL=0 or -X gil=0)" in lines[1]
+    assert lines[3] == "{'a': 1, 'b': (2, 'b')}"
+
+
+@_C_BUILT
 def test_a_current_task_swap_that_does_not_take_falls_back_with_a_warning():
     """Where making a node asyncio's current task has no visible effect (as
     writing the 3.11-3.13 table did on 3.14), the import-time check refuses the
