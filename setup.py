@@ -6,11 +6,15 @@ Environment switches:
   BETTERALL_SANITIZE=1       -fsanitize=address,undefined (see scripts/sanitize.sh)
   BETTERALL_DEBUG_BUILD=1    -O0 -g3, invariant checks and live-object counters
                              (betterall._cengine._live_objects())
+
+The flags below are gcc/clang flags; MSVC (Windows wheels) gets none of them
+and compiles with its defaults (see build_ext below).
 """
 
 import os
 
 from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
 
 
 def flag(name: str) -> bool:
@@ -46,4 +50,18 @@ if not flag("BETTERALL_NO_EXTENSIONS"):
         )
     )
 
-setup(ext_modules=ext_modules)
+
+class BuildExt(build_ext):
+    """Passes the gcc/clang flags above only to compilers that take them:
+    MSVC's cl would warn about each one it does not know (-std=c11, -Wextra,
+    -Wno-...) and read -Wall as /Wall (every warning MSVC has)."""
+
+    def build_extensions(self) -> None:
+        if self.compiler.compiler_type == "msvc":
+            for ext in self.extensions:
+                ext.extra_compile_args = []
+                ext.extra_link_args = []
+        super().build_extensions()
+
+
+setup(ext_modules=ext_modules, cmdclass={"build_ext": BuildExt})
