@@ -285,6 +285,16 @@ def routes(router: APIRouter) -> None:
         async def limited_route(one: Limited, again: Limited) -> int:
             return one + again
 
+    @router.get("/slow")
+    async def slow_route(s: Annotated[str, Depends(slow)], f: Annotated[list[str], Depends(flags)]) -> str:
+        return s
+
+    @router.get("/slow-session")
+    async def slow_session_route(
+        s: Annotated[str, Depends(slow_session)], other: Annotated[str, Depends(slow)]
+    ) -> str:
+        return s
+
     @router.get("/background", dependencies=[Depends(adds_background)])
     async def background() -> str:
         return "done"
@@ -459,38 +469,20 @@ async def test_overrides_are_followed_and_changes_to_them_seen() -> None:
         assert EVENTS.calls["auth"] == 1
 
 
-async def test_a_client_that_leaves_cancels_the_graph() -> None:
-    app = FastAPI()
-    router = APIRouter(route_class=GraphRoute)
-
-    @router.get("/slow")
-    async def slow_route(s: Annotated[str, Depends(slow)], f: Annotated[list[str], Depends(flags)]) -> str:
-        return s
-
-    app.include_router(router)
-    async with serve_uvicorn(CancelOnDisconnect(app)) as handle:
+@pytest.mark.parametrize(
+    ("path", "stopped"),
+    [
+        ("/slow", ["slow"]),
+        # The request's task is entering the yield dependency when it is cancelled.
+        ("/slow-session", ["slow", "slow_session"]),
+    ],
+)
+async def test_a_client_that_leaves_cancels_the_graph(path: str, stopped: list[str]) -> None:
+    async with serve_uvicorn(CancelOnDisconnect(make_app(GraphRoute))) as handle:
         async with httpx.AsyncClient(base_url=handle.url, timeout=httpx.Timeout(5, read=0.2)) as http:
             with pytest.raises(httpx.ReadTimeout):
-                await http.get("/slow")
-        await eventually(lambda: cancelled == ["slow"], "the cancellation", timeout=0.7)
-
-
-async def test_a_client_that_leaves_during_a_yield_dependencys_set_up_cancels_everything() -> None:
-    app = FastAPI()
-    router = APIRouter(route_class=GraphRoute)
-
-    @router.get("/slow-session")
-    async def slow_session_route(
-        s: Annotated[str, Depends(slow_session)], other: Annotated[str, Depends(slow)]
-    ) -> str:
-        return s
-
-    app.include_router(router)
-    async with serve_uvicorn(CancelOnDisconnect(app)) as handle:
-        async with httpx.AsyncClient(base_url=handle.url, timeout=httpx.Timeout(5, read=0.2)) as http:
-            with pytest.raises(httpx.ReadTimeout):
-                await http.get("/slow-session")
-        await eventually(lambda: sorted(cancelled) == ["slow", "slow_session"], "the cancellation", timeout=0.7)
+                await http.get(path)
+        await eventually(lambda: sorted(cancelled) == stopped, "the cancellation", timeout=0.7)
 
 
 async def test_debug_charts_the_request(caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]) -> None:
