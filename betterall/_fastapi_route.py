@@ -12,8 +12,8 @@ What is kept from FastAPI, by calling FastAPI itself wherever it can:
   ``Response``, ``BackgroundTasks`` and ``SecurityScopes`` are extracted
   and validated by FastAPI's own ``solve_dependencies``, run on each
   dependency with its sub-dependencies taken off; all of it happens before
-  any dependency runs, and errors give FastAPI's 422 response with every
-  error, as FastAPI's does (no dependency has run by then);
+  any dependency runs, and a request with an invalid parameter is handed to
+  FastAPI's own resolver, so that its response is FastAPI's;
 - ``yield`` dependencies are entered by FastAPI's own code, in the
   request's task and its contextvars context (their clean-up runs there
   after the response, as FastAPI arranges it); the request task runs them
@@ -29,7 +29,9 @@ endpoint sees what its dependencies set, as with FastAPI).
 Nothing here changes FastAPI for other routes: the one global it touches,
 ``fastapi.routing.solve_dependencies``, is replaced by a dispatcher that
 passes every call through unchanged unless the request was routed by a
-:class:`GraphRoute`.
+:class:`GraphRoute`.  A GraphRoute's request served by another event loop
+than asyncio's (Trio, through AnyIO) goes to FastAPI's resolver too: the
+graph needs asyncio.
 """
 
 from __future__ import annotations
@@ -385,6 +387,7 @@ class _RouteState:
 
 async def _solve(state: _RouteState, options: dict[str, Any]) -> Any:
     """Resolve a GraphRoute's dependencies for one request."""
+    original = dict(options)
     dependant = options.pop("dependant")
     provider = options.pop("dependency_overrides_provider", None)
     options.pop("dependency_cache", None)
@@ -393,6 +396,10 @@ async def _solve(state: _RouteState, options: dict[str, Any]) -> Any:
 
     # Every parameter of every dependency, with FastAPI's validation, before
     # any dependency runs; one BackgroundTasks and one Response for all.
+    # With an invalid parameter anywhere, FastAPI's own resolver answers, so
+    # that the response is FastAPI's: it runs the dependencies it can, one
+    # after another, and one of them (an authentication check) may answer
+    # first, with its own error rather than the 422.
     errors: list[Any] = []
     solved = None
     for node in plan.validation:
@@ -404,8 +411,10 @@ async def _solve(state: _RouteState, options: dict[str, Any]) -> Any:
         errors.extend(solved.errors)
         run.own[node] = solved.values
     assert solved is not None
-    if errors or not plan.nodes:
-        return solved if not errors else dataclasses.replace(solved, values={}, errors=errors)
+    if errors:
+        return await _previous(**original)
+    if not plan.nodes:
+        return solved
 
     route = state.route
     debug = route.debug
@@ -455,7 +464,10 @@ async def _dispatch(**options: Any) -> Any:
     """``fastapi.routing.solve_dependencies`` while a GraphRoute exists."""
     request = options.get("request")
     state = request.scope.pop(_SCOPE_KEY, None) if request is not None else None
-    if state is None:
+    if state is None or asyncio._get_running_loop() is None:
+        # Not a GraphRoute's request, or one served by another event loop
+        # than asyncio's (Trio, through AnyIO): betterall runs on asyncio
+        # only, so FastAPI resolves it, one dependency after another.
         return await _previous(**options)
     return await _solve(state, options)
 
